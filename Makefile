@@ -1,0 +1,49 @@
+# fpipe — every target creates its own environment on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+FPIPE  := $(VENV)/bin/fpipe
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv demo test test-fast lint bench skew-report train clean sample-data
+
+help:
+	@echo "make demo         create .venv, install, run the whole pipeline on sample_data/"
+	@echo "make test         create .venv, install, lint, run every test"
+	@echo "make lint         ruff + mypy"
+	@echo "make bench        benchmark harness (S and M sizes), writes docs/benchmarks.md"
+	@echo "make skew-report  skew report of the sample serving log"
+	@echo "make train        train the sample models"
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cli tests bench scripts
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+skew-report: $(STAMP)
+	$(FPIPE) skew-report --defs feature_defs/shop
+
+train: $(STAMP)
+	$(FPIPE) train flights_delay_xgb --defs feature_defs/flights
+
+bench: $(STAMP)
+	$(PY) -m bench.run --sizes S,M
+
+clean:
+	rm -rf $(VENV) out models .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from fpipe.app import main
+
+main()
