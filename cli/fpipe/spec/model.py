@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
@@ -28,7 +28,7 @@ class Location:
 NO_LOCATION = Location("<memory>", 0, 0)
 
 
-class Cutoff(str, Enum):
+class Cutoff(StrEnum):
     EXCLUSIVE = "exclusive"  # visible iff avail < t; windows t-w <= et < t; lookups et < t
     INCLUSIVE = "inclusive"  # visible iff avail <= t; windows t-w < et <= t; lookups et <= t
 
