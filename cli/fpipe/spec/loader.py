@@ -1019,12 +1019,11 @@ class _Loader:
         spine_entities: set[str] | None = None
         if ok:
             spine = spines[vals["spine"].value]
-            if spine.kind == "source" and spine.source in sources:
-                spine_entities = set(sources[spine.source].keys)
-            elif spine.kind == "file":
+            origin = spine.source if spine.kind == "source" else spine.entities_from
+            if spine.kind == "file":
                 spine_entities = set(spine.keys)
-            elif spine.entities_from in sources:
-                spine_entities = set(sources[spine.entities_from].keys)
+            elif origin is not None and origin in sources:
+                spine_entities = set(sources[origin].keys)
         listed = vals.get("features")
         seen: set[str] = set()
         for name, node in listed.parts if listed is not None else []:
