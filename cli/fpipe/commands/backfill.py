@@ -1,0 +1,95 @@
+"""`fpipe backfill [SET]`: build a point-in-time-correct training set."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from fpipe.app import options
+
+HELP = """Build a leakage-free training set: exact as-of lookups, windows, labels.
+
+Examples:
+
+  fpipe backfill fraud_v1 --out out/fraud_v1.parquet
+
+  fpipe backfill flights_delay_v1 --start 2013-06-01 --end 2013-07-01 --format csv --out out/june.csv
+
+Writes the table atomically and a manifest beside it (<out>.manifest.json).
+"""
+
+
+def _parse_when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from datetime import UTC
+
+    from fpipe.errors import UsageError
+
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option}: cannot parse '{value}' as a date or time", hint="use ISO 8601, e.g. 2024-03-01 or 2024-03-01T12:00:00Z") from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def pick_training_set(names: list[str], given: str | None) -> str:
+    from fpipe.errors import UsageError
+    from fpipe.spec.suggest import did_you_mean, one_of
+
+    if given is not None:
+        if given not in names:
+            raise UsageError(f"unknown training set '{given}'", hint=did_you_mean(given, names) or one_of(names))
+        return given
+    if len(names) == 1:
+        return names[0]
+    raise UsageError("which training set? several are defined", hint=one_of(names))
+
+
+def backfill(
+    ctx: typer.Context,
+    training_set: str = typer.Argument(None, help="Training set name (optional when only one is defined)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output file (default: out/<SET>.<format>)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    spine: Path = typer.Option(None, "--spine", help="Spine file overriding the training set's spine."),
+    start: str = typer.Option(None, "--start", help="Keep spine rows at or after this instant (ISO 8601; naive = UTC)."),
+    end: str = typer.Option(None, "--end", help="Keep spine rows before this instant."),
+    censored_out: Path = typer.Option(None, "--censored-out", help="Write the spine rows dropped by censoring, with a reason."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    from fpipe.commands._common import load_project
+    from fpipe.errors import UsageError
+    from fpipe.io.writers import write_frame, write_json
+    from fpipe.render.backfill import render_summary, summary_dict
+    from fpipe.render.console import stage_progress
+
+    opts = options(ctx)
+    if fmt not in ("parquet", "csv"):
+        raise UsageError(f"--format: unknown format '{fmt}'", hint="parquet or csv")
+    project = load_project(opts)
+    name = pick_training_set(list(project.defs.training_sets), training_set)
+    out = out or Path("out") / f"{name}.{fmt}"
+    t0, t1 = _parse_when(start, "--start"), _parse_when(end, "--end")
+    with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
+        result = project.build_training_set(
+            name, spine_path=str(spine) if spine else None, start=t0, end=t1, progress=progress
+        )
+    write_frame(result.frame, out, fmt)
+    manifest = project.manifest(name, result, str(out), ["fpipe", *sys.argv[1:]])
+    if censored_out is not None:
+        write_frame(result.censored, censored_out, "csv" if str(censored_out).endswith(".csv") else "parquet")
+        manifest["censored_output"] = str(censored_out)
+    write_json(manifest, f"{out}.manifest.json")
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(summary_dict(name, result, str(out)), indent=2))
+    elif not opts.quiet:
+        render_summary(name, result, str(out), no_color=opts.no_color)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backfill", help=HELP)(backfill)

@@ -1,0 +1,125 @@
+"""Readers: parquet, CSV and NDJSON files, globs and hive-partitioned folders, scanned lazily with
+projection pushdown (only the columns a training set needs).
+
+Input order (which breaks the last ties of `latest`/`first`/`last`) across a glob or a folder is the
+lexicographic order of the file paths, then the row order inside each file.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from fpipe.errors import DataError, Diagnostic
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson"}
+
+
+def display_path(path: str | Path) -> str:
+    """A path relative to the working directory when it is below it (for messages)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def resolve_files(path: str) -> tuple[list[str], bool]:
+    """The files behind a path, glob or folder, sorted lexicographically; and whether it is hive-partitioned."""
+    if any(ch in path for ch in "*?["):
+        files = sorted(f for f in globmod.glob(path, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise DataError(Diagnostic("no file matches this glob", file=display_path(path), hint="check the `path:` pattern"))
+        return files, False
+    if os.path.isdir(path):
+        files = sorted(
+            str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith((".", "_"))
+        )
+        if not files:
+            raise DataError(Diagnostic("folder holds no parquet, csv or ndjson file", file=display_path(path)))
+        hive = any("=" in part for f in files for part in Path(f).relative_to(path).parts[:-1])
+        return files, hive
+    if not os.path.exists(path):
+        raise DataError(
+            Diagnostic("file not found", file=display_path(path), hint="paths in definitions are relative to the YAML file")
+        )
+    return [path], False
+
+
+def detect_format(files: Sequence[str], declared: str | None) -> str:
+    if declared:
+        return declared
+    suffix = Path(files[0]).suffix.lower()
+    fmt = FORMATS.get(suffix)
+    if fmt is None:
+        raise DataError(
+            Diagnostic(f"cannot tell the format of '{suffix}' files", file=display_path(files[0]), hint="set `format: parquet|csv|ndjson`")
+        )
+    return fmt
+
+
+def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
+    files, hive = resolve_files(path)
+    for f in files:
+        if os.path.getsize(f) == 0:
+            raise DataError(Diagnostic("file is empty (0 bytes)", file=display_path(f), hint="write at least a header/schema"))
+    fmt = detect_format(files, fmt)
+    try:
+        if fmt == "parquet":
+            lf = pl.scan_parquet(files, hive_partitioning=hive, glob=False)
+        elif fmt == "csv":
+            lf = pl.concat(
+                [pl.scan_csv(f, infer_schema_length=100_000, try_parse_dates=False) for f in files], how="diagonal_relaxed"
+            )
+        elif fmt == "ndjson":
+            lf = pl.concat([pl.scan_ndjson(f, infer_schema_length=100_000) for f in files], how="diagonal_relaxed")
+        else:
+            raise DataError(Diagnostic(f"unknown format '{fmt}'", file=display_path(path), hint="parquet, csv or ndjson"))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(Diagnostic(f"cannot read: {str(exc).splitlines()[0]}", file=display_path(path))) from None
+    return lf, files
+
+
+def read_frame(path: str, columns: Sequence[str] | None = None, fmt: str | None = None, what: str = "source") -> pl.DataFrame:
+    """Read only `columns` (in the file's order) from a path; missing columns are one clear error."""
+    lf, files = scan(path, fmt)
+    try:
+        schema = lf.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(Diagnostic(f"cannot read {what}: {str(exc).splitlines()[0]}", file=display_path(files[0]))) from None
+    if columns is not None:
+        missing = [c for c in columns if c not in schema]
+        if missing:
+            from fpipe.spec.suggest import did_you_mean
+
+            raise DataError(
+                Diagnostic(
+                    f"column '{missing[0]}' is missing",
+                    file=display_path(path),
+                    hint=did_you_mean(missing[0], schema.names()) or "columns present: " + ", ".join(schema.names()[:20]),
+                )
+            )
+        wanted = set(columns)
+        lf = lf.select([c for c in schema.names() if c in wanted])
+    try:
+        return lf.collect(engine="in-memory")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(Diagnostic(f"cannot read {what}: {str(exc).splitlines()[0]}", file=display_path(path))) from None
+
+
+def fingerprint(path: str) -> list[dict[str, object]]:
+    """Input fingerprints for the manifest: each file's path, size and blake2b digest."""
+    files, _ = resolve_files(path)
+    out: list[dict[str, object]] = []
+    for f in files:
+        h = hashlib.blake2b(digest_size=16)
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        out.append({"path": display_path(f), "bytes": os.path.getsize(f), "blake2b": h.hexdigest()})
+    return out

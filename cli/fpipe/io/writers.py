@@ -1,0 +1,66 @@
+"""Atomic, deterministic writers: a temporary file in the target folder, then a rename.
+
+An interrupted run never leaves a half-written output that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it onto `target`, else remove it."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_frame(frame: pl.DataFrame, target: str | Path, fmt: str = "parquet") -> None:
+    """Write a table atomically; parquet (zstd, statistics) or csv. Same frame -> same bytes."""
+    writer: Callable[[Path], None]
+    if fmt == "parquet":
+
+        def writer(p: Path) -> None:
+            frame.write_parquet(p, compression="zstd", compression_level=3, statistics=True)
+
+    elif fmt == "csv":
+
+        def writer(p: Path) -> None:
+            frame.write_csv(p)
+
+    elif fmt == "ndjson":
+
+        def writer(p: Path) -> None:
+            frame.write_ndjson(p)
+
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    with atomic_path(target) as tmp:
+        writer(tmp)
+
+
+def write_json(data: Any, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_text(text: str, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)

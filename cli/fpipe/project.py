@@ -1,0 +1,285 @@
+"""The one core object behind every front end: definitions + their data.
+
+`Project.load(defs_dir)` parses the definitions; `build_training_set` reads exactly the columns each
+source needs (io/), checks their types, and runs the engine (engine/build.py). Skew reports, training,
+explain and drift all go through here, so they compute features exactly as backfill does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fpipe import __version__
+from fpipe.engine import build as B
+from fpipe.errors import DataError, Diagnostic, UsageError
+from fpipe.io.sources import display_path, fingerprint, read_frame
+from fpipe.spec.expr import parse_expr, referenced_names
+from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
+
+NUMERIC_AGGS = {"sum", "mean", "std", "var"}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return f"{value // timedelta(microseconds=1)}us"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    if isinstance(value, tuple | frozenset | set):
+        return list(value)
+    return str(value)
+
+
+def spec_hash(obj: Any) -> str:
+    """A stable hash of a spec object's semantic content (locations excluded)."""
+
+    def strip(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return {f.name: strip(getattr(o, f.name)) for f in dataclasses.fields(o) if f.name != "loc"}
+        if isinstance(o, Mapping):
+            return {str(k): strip(v) for k, v in sorted(o.items(), key=lambda kv: str(kv[0]))}
+        if isinstance(o, list | tuple):
+            return [strip(v) for v in o]
+        return o
+
+    text = json.dumps(strip(obj), sort_keys=True, default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Project:
+    def __init__(self, defs: Definitions) -> None:
+        self.defs = defs
+
+    @classmethod
+    def load(cls, defs_dir: str | Path) -> Project:
+        from fpipe.spec.loader import load_definitions
+
+        return cls(load_definitions(defs_dir))
+
+    # ---------- columns each source must provide ----------
+    def _expr_columns(self, text: str | None) -> list[str]:
+        return [n for n, _ in referenced_names(parse_expr(text))] if text else []
+
+    def source_columns(self, source: str, feats: Iterable[FeatureSpec], labels: Iterable[LabelSpec], extra: Iterable[str] = ()) -> list[str]:
+        src = self.defs.sources[source]
+        cols: list[str] = []
+        specs: list[FeatureSpec | LabelSpec] = [*feats, *labels]
+        for c in [*(src.event_time,), src.available_time, *(c for parts in src.keys.values() for c in parts)]:
+            if c:
+                cols.append(c)
+        for f in specs:
+            if f.source == source:
+                if f.column:
+                    cols.append(f.column)
+                cols.extend(self._expr_columns(f.where))
+        cols.extend(extra)
+        return list(dict.fromkeys(cols))
+
+    def read_source(self, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        src = self.defs.sources[name]
+        return read_frame(src.path, columns, src.format, what=f"source '{name}'")
+
+    def _check_types(self, frames: Mapping[str, pl.DataFrame], feats: Iterable[FeatureSpec], labels: Iterable[LabelSpec]) -> None:
+        specs: list[FeatureSpec | LabelSpec] = [*feats, *labels]
+        for f in specs:
+            if f.source is None or f.column is None or f.source not in frames:
+                continue
+            dtype = frames[f.source].schema.get(f.column)
+            if dtype is None:
+                continue
+            if f.agg in NUMERIC_AGGS and not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
+                kind = "feature" if isinstance(f, FeatureSpec) else "label"
+                raise DataError(
+                    Diagnostic(
+                        f"column '{f.column}' is {dtype}, but {kind} '{f.name}' takes its {f.agg}",
+                        file=display_path(self.defs.sources[f.source].path),
+                        hint=f"cast '{f.column}' to a number upstream, or use an aggregation that works on {dtype} (count, count_distinct, latest, min, max)",
+                    )
+                )
+
+    # ---------- training sets ----------
+    def training_set_inputs(self, name: str) -> tuple[list[FeatureSpec], list[LabelSpec], dict[str, list[str]]]:
+        defs = self.defs
+        if name not in defs.training_sets:
+            from fpipe.spec.suggest import did_you_mean, one_of
+
+            raise UsageError(
+                Diagnostic(f"unknown training set '{name}'", hint=did_you_mean(name, defs.training_sets) or one_of(defs.training_sets))
+            )
+        ts = defs.training_sets[name]
+        needed = B.feature_closure(defs, ts.features)
+        feats = [defs.features[n] for n in needed if not defs.features[n].is_derived]
+        label = defs.labels[ts.label] if ts.label else None
+        labels = [label] if label is not None and label.spine_column is None else []
+        spine = defs.spines[ts.spine]
+        extra: dict[str, list[str]] = {}
+        if spine.kind == "source" and spine.source:
+            extra[spine.source] = [*(spine.columns or ()), *self._expr_columns(spine.where)]
+        if spine.kind == "schedule" and spine.entities_from:
+            extra.setdefault(spine.entities_from, [])
+        names = list(dict.fromkeys([*(f.source for f in feats if f.source), *(lb.source for lb in labels if lb.source), *extra]))
+        cols = {n: self.source_columns(n, feats, labels, extra.get(n, ())) for n in names}
+        return feats, labels, cols
+
+    def read_inputs(self, cols: Mapping[str, Sequence[str]]) -> dict[str, pl.DataFrame]:
+        return {n: self.read_source(n, c) for n, c in cols.items()}
+
+    def build_training_set(
+        self,
+        name: str,
+        *,
+        spine_path: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        progress: B.Progress | None = None,
+    ) -> B.BuildResult:
+        feats, labels, cols = self.training_set_inputs(name)
+        ts = self.defs.training_sets[name]
+        spine_spec = self.defs.spines[ts.spine]
+        spine_frame = None
+        spine_where = None
+        path = spine_path or spine_spec.path
+        if path is not None:
+            spine_frame = read_frame(path, spine_spec.columns and [*spine_spec.columns, spine_spec.time or "spine_time"], spine_spec.format, what="spine")
+            spine_where = display_path(path)
+            if spine_frame.height == 0 and spine_path:
+                raise DataError(Diagnostic("spine file has no rows", file=spine_where))
+        if progress:
+            progress("read", 0, len(cols))
+        frames = {}
+        for i, (n, c) in enumerate(cols.items()):
+            frames[n] = self.read_source(n, c)
+            if progress:
+                progress("read", i + 1, len(cols))
+        self._check_types(frames, feats, labels)
+        return B.build_frame(
+            self.defs, name, frames, spine_frame, spine_where=spine_where, start=start, end=end, progress=progress
+        )
+
+    # ---------- features at arbitrary instants (skew, explain) ----------
+    def with_overrides(
+        self, source_overrides: Mapping[str, Mapping[str, Any]] | None = None, cutoff: str | Cutoff | None = None
+    ) -> Project:
+        """A copy whose sources (e.g. `{"transactions": {"lag": timedelta(seconds=30)}}`) or cutoff differ."""
+        defs = self.defs
+        if source_overrides:
+            sources = dict(defs.sources)
+            for name, changes in source_overrides.items():
+                changes = dict(changes)
+                if "lag" in changes and sources[name].available_time is not None:
+                    # a lag on a source with an available_time column delays availability further
+                    changes.setdefault("available_time", sources[name].available_time)
+                sources[name] = dataclasses.replace(sources[name], **changes)
+            defs = dataclasses.replace(defs, sources=sources)
+        if cutoff is not None:
+            c = Cutoff(cutoff)
+            defs = dataclasses.replace(
+                defs,
+                cutoff=c,
+                sources={n: dataclasses.replace(s, cutoff=None) for n, s in defs.sources.items()},
+                features={n: dataclasses.replace(f, cutoff=None) for n, f in defs.features.items()},
+            )
+        return Project(defs)
+
+    def compute_features(
+        self,
+        feature_names: Sequence[str],
+        spine: pl.DataFrame,
+        time_col: str,
+        keys: Mapping[str, tuple[str, ...]],
+        *,
+        source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        cutoff: str | Cutoff | None = None,
+        where: str = "<spine>",
+        sources: Mapping[str, pl.DataFrame] | None = None,
+    ) -> pl.DataFrame:
+        """The spine's columns (minus any named like a feature), then one column per feature."""
+        project = self.with_overrides(source_overrides, cutoff) if (source_overrides or cutoff) else self
+        defs = project.defs
+        unknown = [f for f in feature_names if f not in defs.features]
+        if unknown:
+            raise UsageError(f"unknown feature '{unknown[0]}'")
+        needed = B.feature_closure(defs, feature_names)
+        feats = [defs.features[n] for n in needed if not defs.features[n].is_derived]
+        if sources is None:
+            names = list(dict.fromkeys(f.source for f in feats if f.source))
+            sources = {n: project.read_source(n, project.source_columns(n, feats, [])) for n in names}
+            project._check_types(sources, feats, [])
+        base = spine.drop([c for c in spine.columns if c in feature_names])
+        return B.compute_features(defs, feature_names, base, time_col, keys, sources, where=where)
+
+    def source_frames_for(self, feature_names: Sequence[str]) -> dict[str, pl.DataFrame]:
+        """Read once the sources a set of features needs (reuse across many compute_features calls)."""
+        needed = B.feature_closure(self.defs, feature_names)
+        feats = [self.defs.features[n] for n in needed if not self.defs.features[n].is_derived]
+        names = list(dict.fromkeys(f.source for f in feats if f.source))
+        frames = {n: self.read_source(n, self.source_columns(n, feats, [])) for n in names}
+        self._check_types(frames, feats, [])
+        return frames
+
+    def spine_time_column(self, set_name: str) -> str:
+        from fpipe.engine.spine import spine_time_column
+
+        return spine_time_column(self.defs, self.defs.spines[self.defs.training_sets[set_name].spine])
+
+    # ---------- manifest ----------
+    def manifest(self, name: str, result: B.BuildResult, output: str | None, command: Sequence[str] | None = None) -> dict[str, Any]:
+        defs = self.defs
+        ts = defs.training_sets[name]
+        feats, labels, cols = self.training_set_inputs(name)
+        closure = B.feature_closure(defs, ts.features)
+        used: dict[str, Any] = {
+            "timezone": defs.timezone,
+            "cutoff": defs.cutoff.value,
+            "training_set": ts,
+            "spine": defs.spines[ts.spine],
+            "features": [defs.features[n] for n in closure],
+            "label": defs.labels[ts.label] if ts.label else None,
+            "sources": [defs.sources[n] for n in cols],
+        }
+        inputs: dict[str, Any] = {}
+        for n in cols:
+            src: SourceSpec = defs.sources[n]
+            inputs[n] = {"path": display_path(src.path), "columns": list(cols[n]), "files": fingerprint(src.path)}
+        st = result.stats
+        return {
+            "fpipe_manifest": 1,
+            "training_set": name,
+            "output": output,
+            "definition_hash": spec_hash(used),
+            "feature_definition_hashes": {n: spec_hash([defs.features[d] for d in B.feature_closure(defs, [n])]) for n in ts.features},
+            "spine_columns": result.spine_columns,
+            "spine_time_column": result.time_column,
+            "features": result.features,
+            "label": result.label,
+            "dtypes": {c: str(t) for c, t in result.frame.schema.items()},
+            "rows": {
+                "spine": st.rows_in,
+                "output": st.rows_out,
+                "censored": st.rows_censored,
+                "spine_rows_without_time_or_key": st.spine_rows_without_time_or_key,
+            },
+            "sources": {
+                n: {"rows": s.rows, "never_visible": s.never_visible, "nan_read_as_null": s.nan_as_null} for n, s in st.sources.items()
+            },
+            "inputs": inputs,
+            "null_rates": st.null_rates,
+            "stage_seconds": {k: round(v, 3) for k, v in st.stage_seconds.items()},
+            "versions": {
+                "fpipe": __version__,
+                "polars": pl.__version__,
+                "python": platform.python_version(),
+            },
+            "command": list(command if command is not None else sys.argv),
+        }
