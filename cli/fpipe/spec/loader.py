@@ -1214,3 +1214,14 @@ def _as_datetime(raw: Any) -> datetime | None:
         except ValueError:
             return None
     return None
+
+
+COUNTED = ("entities", "sources", "features", "labels", "spines", "training_sets", "models", "serving_logs")
+
+
+def count_definitions(defs: Definitions) -> dict[str, int]:
+    """`{"files": 2, "entities": 1, ...}`: how many of each kind the definitions hold."""
+    out = {"files": len(defs.files)}
+    for key in COUNTED:
+        out[key] = len(getattr(defs, key))
+    return out
