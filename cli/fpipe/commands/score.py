@@ -1,0 +1,54 @@
+"""`fpipe score MODEL --input F --out F`: batch predictions under the model's feature contract."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from fpipe.app import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+
+
+def score(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model name in the registry."),
+    input: Path = typer.Option(..., "--input", "-i", help="Feature table (parquet, csv or ndjson)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Predictions file (parquet, csv or ndjson), written atomically."),
+    version: str | None = typer.Option(None, "--version", help="Version to use (default: the promoted one)."),
+    models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Registry root."),
+    allow_unseen_categories: bool = typer.Option(
+        False, "--allow-unseen-categories", help="Score columns made mostly of unseen categories (as missing)."
+    ),
+    ignore_definitions: bool = typer.Option(
+        False, "--ignore-definitions", help="Score a table built from other feature definitions than the model's."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Predict for every row of --input, keeping its spine keys and time.
+
+    Refuses (exit 2) a table whose feature columns are missing, renamed, retyped, or whose categories
+    do not match what the model was trained on.
+    """
+    from fpipe.train.pipeline import read_manifest, read_table, write_table
+    from fpipe.train.registry import load_model
+    from fpipe.train.score import check_definitions, score_frame
+
+    opts = options(ctx)
+    loaded = load_model(models_dir, model, version)
+    frame = read_table(input)
+    if not ignore_definitions:
+        check_definitions(loaded, read_manifest(input), str(input))
+    preds, warnings = score_frame(loaded, frame, str(input), allow_unseen_categories)
+    write_table(preds, out)
+    for w in warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if as_json:
+        typer.echo(json.dumps({"model": model, "version": loaded.version, "rows": preds.height, "out": str(out), "warnings": warnings}))
+    elif not opts.quiet:
+        typer.echo(f"scored {preds.height} rows with {model} {loaded.version} -> {out}")

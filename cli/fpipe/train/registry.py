@@ -1,0 +1,248 @@
+"""The model registry on disk: immutable versions and a `current` pointer.
+
+    models/<name>/v1/  model.ubj  metadata.json  model_card.md  *.svg
+    models/<name>/current          {"version": "v2", "previous": ["v1"], "log": [...]}
+
+A version directory is written under a temporary name and renamed into place, so it appears whole or
+not at all, and it is never overwritten: when two trainings race for `vN` the loser takes `vN+1`.
+The `current` file is replaced by temp file + rename; `previous` is the stack `rollback` pops.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fpipe.errors import UsageError
+from fpipe.spec.suggest import did_you_mean
+from fpipe.train.contract import FeatureColumn
+
+VERSION_RE = re.compile(r"^v(\d+)$")
+POINTER = "current"
+MODEL_FILE = "model.ubj"
+METADATA_FILE = "metadata.json"
+
+
+def clean_json(value: Any) -> Any:
+    """NaN and infinities become null (JSON has none); tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(clean_json(value), indent=2, allow_nan=False) + "\n"
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def versions_of(models_dir: Path, name: str) -> list[str]:
+    root = models_dir / name
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p.name) for p in root.iterdir() if p.is_dir() and (m := VERSION_RE.match(p.name))]
+    return [v for _, v in sorted(found)]
+
+
+def model_names(models_dir: Path) -> list[str]:
+    if not models_dir.is_dir():
+        return []
+    return sorted(p.name for p in models_dir.iterdir() if p.is_dir() and versions_of(models_dir, p.name))
+
+
+def write_version(
+    models_dir: Path, name: str, write_files: Callable[[Path, str], None], attempts: int = 20
+) -> tuple[str, Path]:
+    """Create the next `vN` of `name`: `write_files(tmp_dir, version)` fills a temp dir, renamed into place."""
+    root = models_dir / name
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        existing = versions_of(models_dir, name)
+        n = int(existing[-1][1:]) + 1 if existing else 1
+        version = f"v{n}"
+        tmp = root / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            write_files(tmp, version)
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            final = root / version
+            if final.exists():
+                continue
+            os.rename(tmp, final)  # fails when another process created `final` meanwhile: never overwrites
+            return version, final
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    raise UsageError(f"could not create a new version of model '{name}' in {root}", hint="is another training running?")
+
+
+@dataclass
+class Pointer:
+    version: str | None
+    previous: list[str]
+    log: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "previous": self.previous, "log": self.log}
+
+
+def read_pointer(models_dir: Path, name: str) -> Pointer:
+    path = models_dir / name / POINTER
+    if not path.exists():
+        return Pointer(None, [], [])
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the current pointer ({exc})", hint="fix or delete the file") from None
+    return Pointer(data.get("version"), list(data.get("previous", [])), list(data.get("log", [])))
+
+
+def _write_pointer(models_dir: Path, name: str, pointer: Pointer) -> None:
+    path = models_dir / name / POINTER
+    tmp = path.with_name(f".{POINTER}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "w") as fh:
+        fh.write(dumps(pointer.to_json()))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def require_model(models_dir: Path, name: str) -> list[str]:
+    versions = versions_of(models_dir, name)
+    if not versions:
+        known = model_names(models_dir)
+        hint = did_you_mean(name, known) or (
+            f"models in {models_dir}: {', '.join(known)}" if known else f"train it first: fpipe train {name}"
+        )
+        raise UsageError(f"no model '{name}' in {models_dir}", hint=hint)
+    return versions
+
+
+def require_version(models_dir: Path, name: str, version: str) -> str:
+    versions = require_model(models_dir, name)
+    v = version if version.startswith("v") else f"v{version}"
+    if v not in versions:
+        raise UsageError(f"model '{name}' has no version '{version}'", hint="versions: " + ", ".join(versions))
+    return v
+
+
+def promote(models_dir: Path, name: str, version: str) -> Pointer:
+    v = require_version(models_dir, name, version)
+    p = read_pointer(models_dir, name)
+    if p.version == v:
+        return p
+    if p.version is not None:
+        p.previous.append(p.version)
+    p.log.append({"action": "promote", "version": v, "from": p.version, "at": _now()})
+    p.version = v
+    _write_pointer(models_dir, name, p)
+    return p
+
+
+def rollback(models_dir: Path, name: str) -> Pointer:
+    require_model(models_dir, name)
+    p = read_pointer(models_dir, name)
+    if not p.previous:
+        what = f"'{name}' {p.version} was never preceded by a promoted version" if p.version else f"'{name}' has no promoted version"
+        raise UsageError(f"nothing to roll back to: {what}", hint=f"promote a version instead: fpipe models promote {name} VERSION")
+    back = p.previous.pop()
+    p.log.append({"action": "rollback", "version": back, "from": p.version, "at": _now()})
+    p.version = back
+    _write_pointer(models_dir, name, p)
+    return p
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: str
+    path: Path
+    metadata: dict[str, Any]
+    booster: Any
+
+    @property
+    def contract(self) -> list[FeatureColumn]:
+        return [FeatureColumn.from_json(f) for f in self.metadata["features"]]
+
+    @property
+    def label(self) -> str:
+        return str(self.metadata["label"]["name"])
+
+
+def resolve_version(models_dir: Path, name: str, version: str | None) -> str:
+    if version is not None:
+        return require_version(models_dir, name, version)
+    versions = require_model(models_dir, name)
+    current = read_pointer(models_dir, name).version
+    if current is None:
+        raise UsageError(
+            f"model '{name}' has no promoted version",
+            hint=f"promote one (fpipe models promote {name} {versions[-1]}) or pass --version {versions[-1]}",
+        )
+    return current
+
+
+def load_model(models_dir: Path, name: str, version: str | None = None) -> LoadedModel:
+    """Load a version (default: the current one) without executing code: UBJ booster + JSON metadata."""
+    import xgboost as xgb
+
+    v = resolve_version(models_dir, name, version)
+    path = models_dir / name / v
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text())
+        booster = xgb.Booster(model_file=str(path / metadata.get("model_file", MODEL_FILE)))
+    except (OSError, ValueError, xgb.core.XGBoostError) as exc:
+        raise UsageError(f"{path}: cannot load model ({exc})", hint="the version directory is damaged; retrain") from None
+    booster.set_param({"nthread": int(metadata.get("params", {}).get("nthread", 4))})
+    return LoadedModel(name, v, path, metadata, booster)
+
+
+def list_models(models_dir: Path) -> list[dict[str, Any]]:
+    """Every model and version with its test metric beside the baseline, newest version last."""
+    out: list[dict[str, Any]] = []
+    for name in model_names(models_dir):
+        pointer = read_pointer(models_dir, name)
+        for v in versions_of(models_dir, name):
+            row: dict[str, Any] = {"model": name, "version": v, "current": v == pointer.version}
+            try:
+                meta = json.loads((models_dir / name / v / METADATA_FILE).read_text())
+            except (OSError, ValueError):
+                row["error"] = "unreadable metadata.json"
+                out.append(row)
+                continue
+            m = meta.get("metrics", {})
+            row.update(
+                {
+                    "created_at": meta.get("created_at"),
+                    "training_set": meta.get("training_set"),
+                    "kind": meta.get("kind"),
+                    "primary_metric": m.get("primary_metric"),
+                    "test": m.get("test", {}).get(m.get("primary_metric", ""), None),
+                    "baseline": m.get("baseline", {}).get(m.get("primary_metric", ""), None),
+                    "passed": bool(m.get("beats_baseline")) and not m.get("gate_failures"),
+                    "warnings": len(meta.get("warnings", [])),
+                }
+            )
+            out.append(row)
+    return out
