@@ -442,3 +442,19 @@ def frame_mismatches(frame: pl.DataFrame, columns: Sequence[str], rows: Sequence
             if not values_equal(g, r[c]):
                 problems.append(f"row {i} column {c!r}: engine {g!r} != oracle {r[c]!r}")
     return problems
+
+
+def any_inclusive(defs: Definitions) -> bool:
+    """Whether any (non-derived) feature of the training set resolves to an inclusive cutoff."""
+    return any(
+        defs.feature_cutoff(f) is Cutoff.INCLUSIVE for f in defs.features.values() if not f.is_derived
+    )
+
+
+def invisible_at(r: Mapping[str, Any], t: datetime, inclusive: bool, src: SourceSpec) -> bool:
+    """A raw scenario row (aware times) that no feature may see at t (under the given cutoff)."""
+    et = r["ts"]
+    av = r["avail"] if src.available_time is not None else et + src.lag if et is not None else None
+    if et is None or av is None:
+        return True
+    return max(et, av) > t if inclusive else max(et, av) >= t
