@@ -648,10 +648,8 @@ class _Loader:
         td: timedelta = v.value
         bad = td < timedelta(0) if allow_zero else td <= timedelta(0)
         if bad:
-            from fpipe.spec.durations import format_duration
-
             rule = "must not be negative" if allow_zero else "must be positive"
-            self.error(v.node, f"{key} {rule} in {where} (got {format_duration(td)})", hint)
+            self.error(v.node, f"{key} {rule} in {where} (got {v.node.value})", hint)
 
     def parse_expression(self, v: _V | None, where: str) -> Node | None:
         if v is None:
@@ -817,7 +815,7 @@ class _Loader:
                 self.error(vals["entity"].node, f"source '{source}' has no keys for entity '{entity}' ({where})", f"add keys: {{{entity}: <column>}} to source '{source}'")
                 ok = False
         agg = _val(vals, "agg", "count")
-        if isinstance(agg, str) and agg not in AGGS_WITHOUT_COLUMN and "column" not in vals:
+        if isinstance(agg, str) and agg not in AGGS_WITHOUT_COLUMN and not self._present(entry.node, "column"):
             at = vals["agg"].node if "agg" in vals else entry.key_node
             self.error(at, f"agg '{agg}' needs a column in {where}", "set column: (only " + ", ".join(sorted(AGGS_WITHOUT_COLUMN)) + " work without one)")
             ok = False

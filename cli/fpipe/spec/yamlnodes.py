@@ -48,7 +48,9 @@ def compose_text(text: str, name: str) -> yaml.Node | None:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or "invalid YAML"
-        hint = f"{exc.context} (line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+        hint = ""
+        if exc.context and exc.context_mark:
+            hint = f"{exc.context} that starts at line {exc.context_mark.line + 1}: check brackets, quotes and indentation"
         if "found character '\\t'" in problem:
             hint = "YAML does not allow tabs for indentation; use spaces"
         elif not hint:
