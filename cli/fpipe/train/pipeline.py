@@ -134,8 +134,9 @@ def load_training_input(defs_dir: Path, model: str, training_set_file: Path | No
             time_col = str(manifest.get("spine_time_column") or project.spine_time_column(ts.name))
     else:
         result = project.build_training_set(ts.name)
-        frame, manifest, where = result.frame, dict(result.manifest), f"training set '{ts.name}'"
-        time_col = project.spine_time_column(ts.name)
+        frame, where = result.frame, f"training set '{ts.name}'"
+        manifest = dict(project.manifest(ts.name, result, None))
+        time_col = result.time_column
     features = list(spec.features) if spec.features is not None else list(ts.features)
     unknown = [f for f in features if f not in ts.features]
     if unknown:
@@ -146,7 +147,12 @@ def load_training_input(defs_dir: Path, model: str, training_set_file: Path | No
     return TrainingInput(defs, spec, frame, manifest, time_col, features, ts.label, where, notes)
 
 
-def key_columns(frame: pl.DataFrame, time_col: str, features: list[str], label: str, all_features: list[str]) -> list[str]:
+def key_columns(
+    frame: pl.DataFrame, time_col: str, features: list[str], label: str, all_features: list[str], manifest: Mapping[str, Any] | None
+) -> list[str]:
+    """The spine's own columns (keys and passed-through columns), without its time column."""
+    if manifest and manifest.get("spine_columns"):
+        return [c for c in manifest["spine_columns"] if c != time_col and c in frame.columns]
     skip = {time_col, label, *features, *all_features}
     return [c for c in frame.columns if c not in skip and not c.startswith("_")]
 
@@ -175,7 +181,7 @@ def run_train(inp: TrainingInput, models_dir: Path, folds: int = 0) -> tuple[Tra
         inp.spec,
         training_set=ts.name,
         spine_time_col=inp.spine_time_col,
-        key_columns=key_columns(inp.frame, inp.spine_time_col, inp.features, inp.label, list(ts.features)),
+        key_columns=key_columns(inp.frame, inp.spine_time_col, inp.features, inp.label, list(ts.features), inp.manifest),
         label=inp.label,
         label_dtype=str(inp.frame.schema[inp.label]),
         manifest=inp.manifest,
