@@ -387,8 +387,8 @@ def case_first_last_ignore_null_values() -> RuleCase:
 def case_last_k_oldest_first_nulls_excluded() -> RuleCase:
     """Values by event time: 1, null, 2, 3 (input shuffled). k=2 -> [2, 3]; k=5 -> [1, 2, 3]."""
     rows = [row(1, 3, n=2), row(1, 1, n=1), row(1, 4, n=3), row(1, 2)]
-    defs = make_defs([feature("k2", "last_k", "n", k=2), feature("k5", "last_k", "n", k=5)])
-    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"k2": [[2, 3]], "k5": [[1, 2, 3]]})
+    defs = make_defs([feature("lk2", "last_k", "n", k=2), feature("lk5", "last_k", "n", k=5)])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"lk2": [[2, 3]], "lk5": [[1, 2, 3]]})
 
 
 @case
@@ -421,7 +421,7 @@ def case_label_forward_window_edges_exclusive_and_inclusive() -> RuleCase:
 @case
 def case_label_inclusive_cutoff_mirror_window() -> RuleCase:
     rows = [row(1, 0, n=1), row(1, 4, n=10), row(1, 5, n=100), row(9, 20)]
-    defs = make_defs([], label("lbl", "sum", "n", cutoff=Cutoff.INCLUSIVE))
+    defs = make_defs([feature("c", "count")], label("lbl", "sum", "n", cutoff=Cutoff.INCLUSIVE))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 0)], {"lbl": [110]})
 
 
@@ -429,7 +429,7 @@ def case_label_inclusive_cutoff_mirror_window() -> RuleCase:
 def case_label_gap_shifts_window() -> RuleCase:
     """gap 2m, h 3m at t=0: [2, 5). Rows et 1 (out), 2 (in), 4 (in), 5 (out) -> 2."""
     rows = [row(1, 1), row(1, 2), row(1, 4), row(1, 5), row(9, 20)]
-    defs = make_defs([], label("lbl", "count", gap=mins(2), horizon=mins(3)))
+    defs = make_defs([feature("c", "count")], label("lbl", "count", gap=mins(2), horizon=mins(3)))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 0)], {"lbl": [2]})
 
 
@@ -437,7 +437,7 @@ def case_label_gap_shifts_window() -> RuleCase:
 def case_label_uses_event_time_only() -> RuleCase:
     """Label rows with null or late available_time still count: et 1 (avail null), et 2 (avail 100) -> 2."""
     rows = [row(1, 1, None), row(1, 2, 100), row(9, 20)]
-    defs = make_defs([], label("lbl", "count"))
+    defs = make_defs([feature("c", "count")], label("lbl", "count"))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 0)], {"lbl": [2]})
 
 
@@ -446,19 +446,19 @@ def case_label_censor_drop() -> RuleCase:
     """Source max et = 10. h=5: t=5 ends at 10 == observed -> kept; t=6 ends at 11 > 10 -> dropped and
     reported; t=null -> kept (sees nothing, count 0)."""
     rows = [row(1, 7), row(2, 10)]
-    defs = make_defs([], label("lbl", "count", horizon=mins(5)))
+    defs = make_defs([feature("c", "count")], label("lbl", "count", horizon=mins(5)))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 5), srow(1, 6), srow(1, None)],
-                    {"lbl": [1, 0], "t": [at(5), None]}, censored_times=[at(6)], columns=["uid", "k2", "t", "lbl"])
+                    {"lbl": [1, 0], "t": [at(5), None]}, censored_times=[at(6)], columns=["uid", "k2", "t", "c", "lbl"])
 
 
 @case
 def case_label_censor_flag() -> RuleCase:
     """As censor_drop with censor: flag: all rows kept, `lbl_censored` = False, True, False."""
     rows = [row(1, 7), row(2, 10)]
-    defs = make_defs([], label("lbl", "count", horizon=mins(5), censor="flag"))
+    defs = make_defs([feature("c", "count")], label("lbl", "count", horizon=mins(5), censor="flag"))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 5), srow(1, 6), srow(1, None)],
                     {"lbl": [1, 1, 0], "lbl_censored": [False, True, False]}, censored_times=[],
-                    columns=["uid", "k2", "t", "lbl", "lbl_censored"])
+                    columns=["uid", "k2", "t", "c", "lbl", "lbl_censored"])
 
 
 @case
@@ -467,7 +467,7 @@ def case_label_observed_until_declared_overrides_source_max() -> RuleCase:
     Source observed_until = minute 30 is overridden by the label's."""
     src = source_spec("ev", observed_until=at(30))
     rows = [row(1, 7), row(2, 10)]
-    defs = make_defs([], label("lbl", "count", horizon=mins(5), observed_until=at(8), censor="flag"),
+    defs = make_defs([feature("c", "count")], label("lbl", "count", horizon=mins(5), observed_until=at(8), censor="flag"),
                      sources=[src, source_spec("cb")])
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 3), srow(1, 4)],
                     {"lbl": [1, 1], "lbl_censored": [False, True]})
@@ -476,7 +476,7 @@ def case_label_observed_until_declared_overrides_source_max() -> RuleCase:
 @case
 def case_label_source_observed_until_used_when_label_has_none() -> RuleCase:
     src = source_spec("ev", observed_until=at(30))
-    defs = make_defs([], label("lbl", "count", horizon=mins(5), censor="flag"), sources=[src, source_spec("cb")])
+    defs = make_defs([feature("c", "count")], label("lbl", "count", horizon=mins(5), censor="flag"), sources=[src, source_spec("cb")])
     return RuleCase(defs, {"ev": [row(1, 7), row(2, 10)], "cb": []}, [srow(1, 6), srow(1, 25), srow(1, 26)],
                     {"lbl": [1, 0, 0], "lbl_censored": [False, False, True]})
 
@@ -486,14 +486,14 @@ def case_label_default_applies_before_expr() -> RuleCase:
     """max(x) over an empty window is null; default 1.0 first, then `lbl > 0` -> True. Non-empty: x=-1.5
     -> False."""
     rows = [row(2, 1, x=-1.5), row(9, 20)]
-    defs = make_defs([], label("lbl", "max", "x", default=1.0, expr="lbl > 0"))
+    defs = make_defs([feature("c", "count")], label("lbl", "max", "x", default=1.0, expr="lbl > 0"))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 0), srow(2, 0)], {"lbl": [True, False]})
 
 
 @case
 def case_label_expr_over_count() -> RuleCase:
     rows = [row(1, 1), row(9, 20)]
-    defs = make_defs([], label("lbl", "count", expr="lbl > 0"))
+    defs = make_defs([feature("c", "count")], label("lbl", "count", expr="lbl > 0"))
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 0), srow(2, 0)], {"lbl": [True, False]})
 
 
