@@ -31,6 +31,10 @@ EXPECTED = {
         'tests/fixtures/defs/bad_cycle.yaml:5:13: error: cycle among derived features: d -> d\n'
         '  hint: a derived feature cannot depend on itself, directly or through others'
     ),
+    'bad_datetime.yaml': (
+        "tests/fixtures/defs/bad_datetime.yaml:6:29: error: 'start' in spine 'daily' must be a date or time, not the string '2024-13-01'\n"
+        '  hint: write an ISO 8601 date or time, e.g. 2024-01-31 or 2024-01-31T12:00:00Z'
+    ),
     'bad_derived_unknown_feature.yaml': (
         "tests/fixtures/defs/bad_derived_unknown_feature.yaml:8:30: error: unknown feature 'spend_30' in the expr of feature 'ratio'\n"
         "  hint: did you mean 'spend_30d'?"
@@ -38,6 +42,10 @@ EXPECTED = {
     'bad_derived_with_source.yaml': (
         "tests/fixtures/defs/bad_derived_with_source.yaml:7:34: error: a derived feature (expr) cannot have 'source' (feature 'double')\n"
         '  hint: expr computes from other features of the same row; remove this field, or remove expr'
+    ),
+    'bad_duplicate_field.yaml': (
+        "tests/fixtures/defs/bad_duplicate_field.yaml:12:5: error: duplicate key 'window' in feature 'spend_7d'\n"
+        '  hint: first defined at line 11; a YAML mapping keeps only one'
     ),
     'bad_duplicate_key.yaml': (
         "tests/fixtures/defs/bad_duplicate_key.yaml:7:3: error: duplicate key 'spend_7d' in features\n"
@@ -75,6 +83,10 @@ EXPECTED = {
         "tests/fixtures/defs/bad_horizon_zero.yaml:6:68: error: horizon must be positive in label 'fraud' (got 0d)\n"
         '  hint: a zero or negative horizon would look at the past the features see; use e.g. 30d'
     ),
+    'bad_item_not_mapping.yaml': (
+        "tests/fixtures/defs/bad_item_not_mapping.yaml:6:13: error: feature 'spend_7d' must be a mapping of fields, not the string 'sum'\n"
+        '  hint: fields: entity, source, column, agg, window, where, default, ttl, hop, cutoff, skip_nulls, k, ddof, expr, dtype, description'
+    ),
     'bad_keys_count.yaml': (
         "tests/fixtures/defs/bad_keys_count.yaml:4:56: error: entity 'account' has 2 keys (bank, number) but the keys of source 'payments' give 1 column\n"
         '  hint: map one column per key, in order: {account: [bank, number]}'
@@ -90,6 +102,10 @@ EXPECTED = {
     'bad_label_in_derived.yaml': (
         "tests/fixtures/defs/bad_label_in_derived.yaml:7:29: error: label 'fraud_30d' cannot be used in feature 'leaky'\n"
         '  hint: labels look at the future: a feature computed from one would leak it'
+    ),
+    'bad_label_missing_horizon.yaml': (
+        "tests/fixtures/defs/bad_label_missing_horizon.yaml:6:3: error: missing required field 'horizon' in label 'fraud_30d'\n"
+        '  hint: horizon: Forward window length: t + gap <= event_time < t + gap + horizon.'
     ),
     'bad_last_k_without_k.yaml': (
         "tests/fixtures/defs/bad_last_k_without_k.yaml:6:75: error: agg 'last_k' needs k in feature 'last_amounts'\n"
@@ -126,6 +142,10 @@ EXPECTED = {
     'bad_static_source_window.yaml': (
         "tests/fixtures/defs/bad_static_source_window.yaml:7:75: error: 'ttl' needs event time, but source 'profiles' has no event_time (a static table) (feature 'country')\n"
         "  hint: remove ttl, or set event_time on source 'profiles'"
+    ),
+    'bad_tab_indent.yaml': (
+        "tests/fixtures/defs/bad_tab_indent.yaml:6:1: error: invalid YAML: found character '\\t' that cannot start any token\n"
+        '  hint: YAML does not allow tabs for indentation; use spaces'
     ),
     'bad_timezone.yaml': (
         "tests/fixtures/defs/bad_timezone.yaml:1:11: error: unknown timezone 'Europe/Pariss'\n"

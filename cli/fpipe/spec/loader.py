@@ -222,7 +222,9 @@ class _Loader:
                 continue
             key = scalar_value(k)
             if isinstance(key, str) and key in seen:
-                self.error(k, f"duplicate key '{key}' in {where}", f"first defined at line {seen[key].start_mark.line + 1}; a YAML mapping keeps only one")
+                m = seen[key].start_mark
+                at = f"line {m.line + 1}" + (f", column {m.column + 1}" if m.line == k.start_mark.line else "")
+                self.error(k, f"duplicate key '{key}' in {where}", f"first defined at {at}; a YAML mapping keeps only one")
                 skip.add(id(k))
             elif isinstance(key, str):
                 seen[key] = k
@@ -263,7 +265,7 @@ class _Loader:
         if is_scalar(node) and scalar_value(node) is None:
             return
         if not is_mapping(node):
-            self.error(node, f"'{section}' must be a mapping of name -> {kind}, not {describe(scalar_value(node) if is_scalar(node) else None, node)}", f"write {section}:\\n  my_{kind.replace(' ', '_')}: {{...}}")
+            self.error(node, f"'{section}' must be a mapping of name -> {kind}, not {describe(scalar_value(node) if is_scalar(node) else None, node)}", f"write it as a mapping: {section}: {{my_{kind.replace(' ', '_')}: {{...}}}}")
             return
         assert self.cur is not None
         for name, key_node, value in self.items(node, section):

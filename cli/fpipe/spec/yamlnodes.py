@@ -75,8 +75,16 @@ def is_scalar(node: yaml.Node) -> bool:
 
 
 def scalar_value(node: yaml.Node) -> Any:
-    """The Python value of a scalar node, as YAML resolves it (str, int, float, bool, None, date...)."""
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    """The Python value of a scalar node, as YAML resolves it (str, int, float, bool, None, date...).
+
+    A scalar YAML cannot construct (a timestamp like 2024-13-01) stays its raw text, so the field's own
+    check reports it.
+    """
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except (ValueError, OverflowError, yaml.YAMLError):
+        _CONSTRUCTOR.recursive_objects.pop(node, None)
+        return node.value
 
 
 def yaml11_bool_word(node: yaml.Node) -> str | None:
