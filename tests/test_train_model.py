@@ -70,7 +70,7 @@ def test_retraining_gives_byte_identical_models(tmp_path: Path) -> None:
     first = train_model(spec(seed=7), frame, "ts", FEATURES, "label", label_spec=LABEL)
     second = train_model(spec(seed=7), frame, "ts", FEATURES, "label", label_spec=LABEL)
     assert first.model_bytes == second.model_bytes
-    args = dict(training_set="s", spine_time_col="ts", key_columns=["user_id"], label="label", label_dtype="Boolean", manifest=None)
+    args = {"training_set": "s", "spine_time_col": "ts", "key_columns": ["user_id"], "label": "label", "label_dtype": "Boolean", "manifest": None}
     v1, p1, _ = export_model(tmp_path, first, spec(seed=7), **args)
     v2, p2, _ = export_model(tmp_path, second, spec(seed=7), **args)
     assert (v1, v2) == ("v1", "v2")
