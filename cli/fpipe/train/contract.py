@@ -150,6 +150,9 @@ def encode_features(frame: pl.DataFrame, contract: Sequence[FeatureColumn]) -> n
 def _missing_hint(name: str, columns: Sequence[str], expected: Sequence[str] = ()) -> str:
     extra = [c for c in columns if c not in set(expected)]
     best = closest(name, extra)
+    if best is None:  # a renamed column often keeps the old name inside the new one (`amount` -> `amount_usd`)
+        inside = sorted((c for c in extra if name.lower() in c.lower() or c.lower() in name.lower()), key=len)
+        best = inside[0] if inside else None
     if best is not None:
         return f"did you mean '{best}'? rename it back to '{name}', as the model was trained"
     return f"the model needs its features under their training names: {', '.join(expected) or name}"
