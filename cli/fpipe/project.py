@@ -21,6 +21,7 @@ import polars as pl
 
 from fpipe import __version__
 from fpipe.engine import build as B
+from fpipe.engine.checks import ChecksOutcome, check_columns
 from fpipe.errors import DataError, Diagnostic, UsageError
 from fpipe.io.sources import display_path, fingerprint, read_frame
 from fpipe.spec.expr import parse_expr, referenced_names
@@ -84,11 +85,21 @@ class Project:
                     cols.append(f.column)
                 cols.extend(self._expr_columns(f.where))
         cols.extend(extra)
+        cols.extend(check_columns(src))  # row checks (issue 7) read their columns too
         return list(dict.fromkeys(cols))
 
     def read_source(self, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
         src = self.defs.sources[name]
         return read_frame(src.path, columns, src.format, what=f"source '{name}'")
+
+    def apply_checks(self, frames: Mapping[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], ChecksOutcome]:
+        """Row checks by each source's `on_fail` (engine/checks.py): the frames to use and what was set aside."""
+        from fpipe.dataquality import with_all_columns
+        from fpipe.engine.checks import apply_checks
+
+        where = {n: display_path(self.defs.sources[n].path) for n in frames}
+        clean, outcome = apply_checks(self.defs.sources, frames, self.defs.timezone, where)
+        return clean, with_all_columns(self, outcome)
 
     def _check_types(self, frames: Mapping[str, pl.DataFrame], feats: Iterable[FeatureSpec], labels: Iterable[LabelSpec]) -> None:
         specs: list[FeatureSpec | LabelSpec] = [*feats, *labels]
@@ -162,10 +173,13 @@ class Project:
             frames[n] = self.read_source(n, c)
             if progress:
                 progress("read", i + 1, len(cols))
+        frames, checks = self.apply_checks(frames)
         self._check_types(frames, feats, labels)
-        return B.build_frame(
+        result = B.build_frame(
             self.defs, name, frames, spine_frame, spine_where=spine_where, start=start, end=end, progress=progress
         )
+        result.checks = checks
+        return result
 
     # ---------- features at arbitrary instants (skew, explain) ----------
     def with_overrides(
@@ -215,6 +229,7 @@ class Project:
         if sources is None:
             names = list(dict.fromkeys(f.source for f in feats if f.source))
             sources = {n: project.read_source(n, project.source_columns(n, feats, [])) for n in names}
+            sources, _ = project.apply_checks(sources)
             project._check_types(sources, feats, [])
         base = spine.drop([c for c in spine.columns if c in feature_names])
         return B.compute_features(defs, feature_names, base, time_col, keys, sources, where=where)
@@ -225,6 +240,7 @@ class Project:
         feats = [self.defs.features[n] for n in needed if not self.defs.features[n].is_derived]
         names = list(dict.fromkeys(f.source for f in feats if f.source))
         frames = {n: self.read_source(n, self.source_columns(n, feats, [])) for n in names}
+        frames, _ = self.apply_checks(frames)
         self._check_types(frames, feats, [])
         return frames
 
@@ -283,3 +299,13 @@ class Project:
             },
             "command": list(command if command is not None else sys.argv),
         }
+
+
+def check_data(defs: Definitions) -> list[Diagnostic]:
+    """`fpipe validate --data` (issue 7): files, columns, types, row checks, late and out-of-order rows.
+
+    Returns diagnostics (errors for failing checks of `on_fail: fail` sources); raises DataError for
+    unreadable or missing data. The work is in fpipe/dataquality.py."""
+    from fpipe.dataquality import check_data as run
+
+    return run(Project(defs))

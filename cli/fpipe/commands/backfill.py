@@ -64,6 +64,7 @@ def backfill(
     from fpipe.errors import UsageError
     from fpipe.io.writers import write_frame, write_json
     from fpipe.render.backfill import render_summary, summary_dict
+    from fpipe.render.checks import checks_dict, render_checks
     from fpipe.render.console import stage_progress
 
     opts = options(ctx)
@@ -82,13 +83,31 @@ def backfill(
     if censored_out is not None:
         write_frame(result.censored, censored_out, "csv" if str(censored_out).endswith(".csv") else "parquet")
         manifest["censored_output"] = str(censored_out)
+    quarantine = write_quarantine(result, out)  # row checks (issue 7)
+    manifest["checks"] = checks_dict(result.checks, quarantine)
     write_json(manifest, f"{out}.manifest.json")
     if json_out:
         import json
 
-        typer.echo(json.dumps(summary_dict(name, result, str(out)), indent=2))
+        typer.echo(json.dumps({**summary_dict(name, result, str(out)), "checks": checks_dict(result.checks, quarantine)}, indent=2))
     elif not opts.quiet:
         render_summary(name, result, str(out), no_color=opts.no_color)
+        render_checks(result.checks, quarantine, no_color=opts.no_color)
+
+
+def write_quarantine(result: object, out: Path) -> str | None:
+    """`<out>.quarantine.parquet`: every row set aside by `on_fail: quarantine`, with `_source`, `_pos`, `_reason`.
+
+    Written (possibly empty) whenever a source quarantines, so a stale file never outlives a clean run."""
+    from fpipe.io.writers import write_frame
+
+    checks = getattr(result, "checks", None)
+    path = Path(f"{out}.quarantine.parquet")
+    if checks is None or not any(r.on_fail == "quarantine" for r in checks.results.values()):
+        path.unlink(missing_ok=True)
+        return None
+    write_frame(checks.quarantine, path)
+    return str(path)
 
 
 def register(app: typer.Typer) -> None:

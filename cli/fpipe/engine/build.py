@@ -16,6 +16,7 @@ import polars as pl
 
 from fpipe.engine import features as F
 from fpipe.engine import spine as S
+from fpipe.engine.checks import ChecksOutcome
 from fpipe.engine.expr import compile_expr
 from fpipe.engine.visibility import SourceStats, normalise_source
 from fpipe.spec.expr import parse_expr, referenced_names
@@ -44,6 +45,7 @@ class BuildResult:
     time_column: str
     features: list[str]
     label: str | None
+    checks: ChecksOutcome | None = None  # row checks applied to the sources (set by Project, issue 7)
 
 
 class _Timer:

@@ -36,8 +36,12 @@ def to_utc(
     timestamp_format: str | None = None,
     time_unit: str | None = None,
     out: str | None = None,
+    strict: bool = True,
 ) -> pl.DataFrame:
-    """Return `frame` with `out` (default: `column`) as datetime[us, UTC]. `where` names the file in errors."""
+    """Return `frame` with `out` (default: `column`) as datetime[us, UTC]. `where` names the file in errors.
+
+    `strict=False`: string values that do not parse become null instead of an error (row checks use it to
+    find and quarantine them, engine/checks.py)."""
     out = out or column
     if column not in frame.columns:
         raise _fail(
@@ -72,7 +76,7 @@ def to_utc(
                 )
             expr = pl.from_epoch(pl.col(column), time_unit=time_unit).dt.replace_time_zone("UTC")  # type: ignore[call-overload]
         elif dtype == pl.String:
-            return _parse_strings(frame, column, tz=tz, where=where, fmt=timestamp_format, out=out)
+            return _parse_strings(frame, column, tz=tz, where=where, fmt=timestamp_format, out=out, strict=strict)
         elif dtype == pl.Null:
             expr = pl.col(column).cast(UTC_US)
         else:
@@ -92,7 +96,9 @@ def to_utc(
         ) from None
 
 
-def _parse_strings(frame: pl.DataFrame, column: str, *, tz: str, where: str, fmt: str | None, out: str) -> pl.DataFrame:
+def _parse_strings(
+    frame: pl.DataFrame, column: str, *, tz: str, where: str, fmt: str | None, out: str, strict: bool = True
+) -> pl.DataFrame:
     s = frame.get_column(column)
     non_null = s.drop_nulls()
     if fmt is not None:
@@ -119,7 +125,7 @@ def _parse_strings(frame: pl.DataFrame, column: str, *, tz: str, where: str, fmt
             parsed = s.str.to_datetime(time_unit="us", strict=False)
     bad = parsed.is_null() & s.is_not_null()
     n_bad = int(bad.sum())
-    if n_bad:
+    if n_bad and strict:
         example = s.filter(bad)[0]
         row = int(bad.arg_true()[0])
         raise _fail(
