@@ -37,7 +37,7 @@ from fpipe.skew.report import (
 )
 from fpipe.spec.model import Thresholds
 
-ROW = "_row"
+ROW = "_skew_row"
 FOUND = "_found"
 COVERED = "_covered"
 

@@ -157,6 +157,18 @@ class Diagnosis:
 
 
 @dataclass
+class PlotData:
+    """What the HTML report draws for a failing feature."""
+
+    kind: str  # numeric | categorical
+    labels: list[str]  # bin labels (numeric: lower edges) or categories
+    edges: list[float]  # numeric: bin edges (len(labels) + 1); categorical: empty
+    served: list[float]  # shares per bin
+    offline: list[float]
+    scatter: list[tuple[float, float, bool]] = field(default_factory=list)  # (offline, served, matches)
+
+
+@dataclass
 class FeatureSkew:
     name: str
     kind: str
@@ -167,6 +179,7 @@ class FeatureSkew:
     row: RowMetrics
     distribution: DistributionMetrics
     diagnosis: Diagnosis | None = None
+    plot: PlotData | None = None  # for the HTML report; not part of the JSON document
 
     @property
     def status(self) -> str:
