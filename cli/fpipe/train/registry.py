@@ -214,7 +214,7 @@ def load_model(models_dir: Path, name: str, version: str | None = None) -> Loade
         booster = xgb.Booster(model_file=str(path / metadata.get("model_file", MODEL_FILE)))
     except (OSError, ValueError, xgb.core.XGBoostError) as exc:
         raise UsageError(f"{path}: cannot load model ({exc})", hint="the version directory is damaged; retrain") from None
-    booster.set_param({"nthread": int(metadata.get("params", {}).get("nthread", 4))})
+    booster.set_param({"nthread": int(metadata.get("params", {}).get("nthread", 1))})
     return LoadedModel(name, v, path, metadata, booster)
 
 

@@ -47,7 +47,7 @@ def score_frame(
     contract = model.contract
     warnings = check_frame(frame, contract, where, f"model '{model.name}' {model.version}", allow_unseen_categories)
     x = encode_features(frame, contract)
-    pred = predict(model.booster, x, contract, int(model.metadata["params"].get("nthread", 4)))
+    pred = predict(model.booster, x, contract, int(model.metadata["params"].get("nthread", 1)))
     spine = model.metadata["spine"]
     keep = [c for c in [*spine["key_columns"], spine["time_column"]] if c in frame.columns]
     out = frame.select(keep)
