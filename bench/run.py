@@ -1,0 +1,245 @@
+"""`make bench`: generate the data, run every tool in its own process, check agreement, report.
+
+    python -m bench.run --sizes S,M [--parts all,lookups,windows] [--out docs/benchmarks.md]
+
+Each tool runs as a child process; wall time is measured around it and CPU time and peak RSS come from
+`os.wait4` (the child's own rusage: ru_utime + ru_stime, ru_maxrss). Outputs are compared with fpipe's
+before any number is reported; a disagreement is printed loudly and marked in the table, and the exit
+status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from bench.compare import compare_frames
+from bench.generate import DATA_ROOT, SIZES, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ("fpipe", "polars", "duckdb", "pandas")
+PANDAS_SIZES = {"T", "S"}
+SET_FOR_PART = {"all": "bench", "lookups": "bench_lookups", "windows": "bench_windows"}
+
+
+@dataclass
+class Measurement:
+    size: str
+    part: str
+    tool: str
+    wall: float
+    cpu: float
+    rss_mib: float
+    returncode: int
+    problems: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def fpipe_exe() -> str:
+    exe = Path(sys.executable).parent / "fpipe"
+    return str(exe) if exe.exists() else "fpipe"
+
+
+def command(tool: str, data: Path, part: str, out: Path, extra: list[str]) -> list[str]:
+    if tool == "fpipe":
+        return [fpipe_exe(), "--defs", str(data / "defs"), "-q", "backfill", SET_FOR_PART[part], "--out", str(out), *extra]
+    return [sys.executable, "-m", f"bench.tools.{tool}_peer", str(data), str(out), "--part", part]
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, int, str]:
+    """(wall s, cpu s, peak RSS MiB, return code, stderr tail) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode, err[-2000:]
+
+
+def run_size(size: str, parts: list[str], tools: list[str], results_dir: Path, fpipe_args: list[str]) -> list[Measurement]:
+    data = generate(SIZES[size])
+    rows: list[Measurement] = []
+    for part in parts:
+        ref: pl.DataFrame | None = None
+        for tool in tools:
+            if tool == "pandas" and size not in PANDAS_SIZES:
+                continue
+            out = results_dir / f"{size}_{part}_{tool}.parquet"
+            out.unlink(missing_ok=True)
+            wall, cpu, rss, rc, err = measure(command(tool, data, part, out, fpipe_args if tool == "fpipe" else []))
+            m = Measurement(size, part, tool, wall, cpu, rss, rc)
+            if rc != 0:
+                m.problems.append(f"exit status {rc}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+            else:
+                frame = pl.read_parquet(out)
+                if ref is None:
+                    ref = frame
+                else:
+                    m.problems = compare_frames(ref, frame)
+            rows.append(m)
+            status = "ok" if not m.problems else "DISAGREES"
+            print(f"{size:2s} {part:8s} {tool:7s} wall {wall:8.2f} s  cpu {cpu:8.2f} s  rss {rss:8.0f} MiB  {status}", flush=True)
+            for p in m.problems:
+                print(f"   !!! {tool} vs fpipe: {p}", file=sys.stderr, flush=True)
+    return rows
+
+
+def machine() -> dict[str, str]:
+    info = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": str(os.cpu_count()),
+        "polars": pl.__version__,
+    }
+    try:
+        import psutil
+
+        info["memory"] = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
+    except ImportError:
+        info["memory"] = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+        info["cpu"] = model
+    except OSError:
+        pass
+    for mod in ("duckdb", "pandas", "numpy"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            info[mod] = "not installed"
+    from fpipe import __version__
+
+    info["fpipe"] = __version__
+    with contextlib.suppress(OSError):
+        info["fpipe commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    return info
+
+
+def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, list[tuple[str, str, float]]], extras: list[Measurement]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench.run`); do not edit by hand. Every tool runs as its own",
+        "process (reading the parquet inputs and writing the parquet output are included); CPU time is user +",
+        "system of that process, peak RSS its `ru_maxrss`. Outputs are compared with fpipe's first (same rows",
+        "in spine order, values within 1e-9 relative); a tool that disagrees is marked **DISAGREES**.",
+        "",
+        "Workload (bench/generate.py, seeded): a file spine of prediction requests at random instants over 2024,",
+        "events with realistic lateness (`ingested_at`: seconds to days late, 0.1% never), profiles (an SCD,",
+        "~3 versions per user); 3 `latest` lookups (one with `ttl: 30d`) and 15 windowed aggregations",
+        "(count/sum/mean/min/max of `amount` over 1d/7d/30d), exclusive cutoff. `part` = all 18 features,",
+        "only the 3 lookups, or only the 15 windows.",
+        "",
+        "Sizes: " + "; ".join(f"{s.name}: {s.events:,} events, {s.entities:,} users, {s.spine:,} spine rows" for s in SIZES.values() if s.name != "T"),
+        "",
+        "## Machine",
+        "",
+        *[f"- {k}: {v}" for k, v in info.items()],
+        "",
+        "## Results",
+        "",
+        "| size | part | tool | wall s | CPU s | peak RSS MiB | fpipe wall / tool | fpipe RSS / tool | outputs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    fp = {(m.size, m.part): m for m in rows if m.tool == "fpipe"}
+    for m in rows:
+        ref = fp.get((m.size, m.part))
+        ratio_w = f"{ref.wall / m.wall:.2f}" if ref and m.tool != "fpipe" and m.wall else ""
+        ratio_r = f"{ref.rss_mib / m.rss_mib:.2f}" if ref and m.tool != "fpipe" and m.rss_mib else ""
+        agree = "reference" if m.tool == "fpipe" else ("agree" if not m.problems else "**DISAGREES**")
+        if m.returncode != 0:
+            agree = f"**FAILED** ({m.problems[0] if m.problems else m.returncode})"
+        lines.append(
+            f"| {m.size} | {m.part} | {m.tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_mib:.0f} | {ratio_w} | {ratio_r} | {agree} |"
+        )
+    bad = [m for m in rows if m.problems]
+    if bad:
+        lines += ["", "### Disagreements", ""]
+        for m in bad:
+            lines += [f"- {m.size} {m.part} {m.tool}: {p}" for p in m.problems]
+    if extras:
+        lines += ["", "## Other commands", "", "| size | command | wall s | CPU s | peak RSS MiB | note |", "|---|---|---:|---:|---:|---|"]
+        for m in extras:
+            lines.append(f"| {m.size} | {m.tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_mib:.0f} | {m.note} |")
+    for size, prof in profile.items():
+        total = sum(s for _, _, s in prof)
+        lines += [
+            "",
+            f"## fpipe per feature at {size}",
+            "",
+            "`python -m bench.profile_features " + size + "`: inputs read and normalised once, then each feature alone",
+            "through `engine.build.compute_feature_columns` (in-process, so no start-up or IO).",
+            "",
+            "| feature | kind | seconds | share |",
+            "|---|---|---:|---:|",
+        ]
+        for name, kind, sec in sorted(prof, key=lambda r: -r[2]):
+            lines.append(f"| {name} | {kind} | {sec:.3f} | {100 * sec / total:.0f}% |")
+        lines.append(f"| total | | {total:.3f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def extra_commands(size: str, results_dir: Path) -> list[Measurement]:
+    """`fpipe skew-report` and `fpipe train` rows, once those commands exist."""
+    helptext = subprocess.run([fpipe_exe(), "--help"], capture_output=True, text=True, check=False).stdout
+    out: list[Measurement] = []
+    if "skew-report" not in helptext:
+        out.append(Measurement(size, "", "fpipe skew-report", 0, 0, 0, 0, note="command not available yet"))
+    if " train " not in helptext:
+        out.append(Measurement(size, "", "fpipe train", 0, 0, 0, 0, note="command not available yet"))
+    else:
+        out.append(Measurement(size, "", "fpipe train", 0, 0, 0, 0, note="not timed yet: the bench definitions have no label/model"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="S,M", help="comma-separated: T (tiny), S, M, L")
+    ap.add_argument("--parts", default="all,lookups,windows")
+    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report (use '-' for none)")
+    ap.add_argument("--profile", default="S", help="sizes to profile per feature (comma-separated, '' for none)")
+    ap.add_argument("--fpipe-arg", action="append", default=[], help="extra option for `fpipe backfill` (repeatable)")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    args = ap.parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
+    sizes = [s for s in args.sizes.split(",") if s]
+    rows: list[Measurement] = []
+    extras: list[Measurement] = []
+    profile: dict[str, list[tuple[str, str, float]]] = {}
+    for size in sizes:
+        rows += run_size(size, args.parts.split(","), args.tools.split(","), args.results, args.fpipe_arg)
+        extras += extra_commands(size, args.results)
+        if size in args.profile.split(","):
+            from bench.profile_features import profile as run_profile
+
+            profile[size] = run_profile(DATA_ROOT / size)
+    if str(args.out) != "-":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(render(rows, machine(), profile, extras))
+        print(f"wrote {args.out}")
+    bad = [m for m in rows if m.problems]
+    if bad:
+        print(f"!!! {len(bad)} tool run(s) DISAGREE with fpipe or failed; see above", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
