@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -116,24 +117,35 @@ def compute_feature_columns(
 ) -> pl.DataFrame:
     """`_row` + one column per requested feature (derived ones included), one row per spine row."""
     needed = feature_closure(defs, feature_names)
-    out = spine.frame.select("_row")
-    values: dict[str, pl.Series] = {}
-    base = [n for n in needed if not defs.features[n].is_derived]
-    for i, name in enumerate(base):
-        feat = defs.features[name]
-        assert feat.entity is not None and feat.source is not None
-        keys = spine.keys[feat.entity]
-        values[name] = F.compute_feature(defs, feat, spine.frame, keys, normalised[feat.source])
-        if progress:
-            progress("features", i + 1, len(base))
-    frame = out.with_columns(list(values.values())) if values else out
+    frame = spine.frame.select("_row")
+    base = [defs.features[n] for n in needed if not defs.features[n].is_derived]
+    by_entity: dict[str, list[FeatureSpec]] = {}
+    for feat in base:
+        assert feat.entity is not None
+        by_entity.setdefault(feat.entity, []).append(feat)
+    done = 0
+    for entity, feats in by_entity.items():
+        ef = F.EntityFeatures(defs, spine.frame, spine.keys[entity])
+        cols: list[pl.Series] = []
+        empties: dict[str, tuple[str, Any, pl.DataType]] = {}
+        for feat in feats:
+            assert feat.source is not None and feat.agg is not None
+            value, n, dtype = ef.feature(feat, normalised[feat.source])
+            col = F.cast_declared(F.finish(value, n, feat.name, feat.agg, feat.default, dtype), feat.dtype)
+            cols.append(col)
+            empties[feat.name] = (feat.agg, feat.default, col.dtype)
+            done += 1
+            if progress:
+                progress("features", done, len(base))
+        block = ef.es.sorted.select("_row").with_columns(cols)
+        frame = frame.join(F.fill_missing_rows(spine.frame, block, empties), on="_row", how="left", maintain_order="left")
     for name in needed:
         feat = defs.features[name]
         if feat.is_derived:
             assert feat.expr is not None
             frame = frame.with_columns(compile_expr(feat.expr).alias(name))
             if feat.dtype:
-                frame = frame.with_columns(F._cast_declared(frame.get_column(name), feat.dtype))
+                frame = frame.with_columns(F.cast_declared(frame.get_column(name), feat.dtype))
     return frame.select(["_row", *feature_names])
 
 
@@ -203,7 +215,10 @@ def build_frame(
             else:
                 assert label.entity and label.source
                 src_norm = normalised[label.source]
-                lab = F.compute_label(defs, label, sp.frame, sp.keys[label.entity], src_norm)
+                ef = F.EntityFeatures(defs, sp.frame, sp.keys[label.entity])
+                value, n, dtype = ef.label(label, src_norm)
+                block = ef.es.sorted.select("_row").with_columns(F.finish(value, n, label.name, label.agg, label.default, dtype))
+                lab = F.fill_missing_rows(sp.frame, block, {label.name: (label.agg, label.default, dtype)}).get_column(label.name)
                 cens = F.censor_mask(sp.frame, label, src_norm, defs.sources[label.source])
             if label.expr:
                 lab = pl.DataFrame([lab]).select(compile_expr(label.expr).alias(label.name)).to_series()

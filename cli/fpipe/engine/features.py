@@ -1,10 +1,13 @@
-"""One feature or label over one source: choose the kernel, apply the empty-window rule and `default`.
+"""Features and labels of one entity: choose the kernel, apply the empty-window rule and `default`.
+
+All features of one entity share one sorted spine (by key id, then time); features over the same
+events (source, `where`, column) share their sorted prefix and rank tables.
 
 Kernel choice (engine/kernels.py explains each algorithm and its cost):
 - count, sum, mean (no hop)                     -> cumulative
-- latest                                         -> ordered (max), then `ttl`
-- last, time_since_last (no hop)                 -> ordered (max) over non-null rows, then the window edge
-- first, time_since_first without window         -> ordered (min) over non-null rows
+- latest                                         -> ordered (running max rank), then `ttl`
+- last, time_since_last (no hop)                 -> ordered over non-null rows, then the window edge
+- first, time_since_first without window         -> ordered (running min rank) over non-null rows
 - everything else                                -> pairs
 Labels: count, sum, mean -> cumulative over event time; everything else -> pairs.
 """
@@ -12,6 +15,7 @@ Labels: count, sum, mean -> cumulative over event time; everything else -> pairs
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -19,13 +23,37 @@ import polars as pl
 
 from fpipe.engine import kernels as K
 from fpipe.engine.expr import compile_expr
+from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
 CUMULATIVE = {"count", "sum", "mean"}
 
 
+@dataclass
+class EntitySpine:
+    """The spine rows of one entity that have a time and a full key, sorted by (`_kid`, `_t`)."""
+
+    sorted: pl.DataFrame  # `_row`, `_kid`, `_t`
+    ids: pl.DataFrame  # key columns `_k0..` -> `_kid`
+    key_dtypes: list[pl.DataType]
+
+
 def key_columns(n: int) -> list[str]:
     return [f"_k{i}" for i in range(n)]
+
+
+def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
+    kcols = key_columns(len(spine_keys))
+    frame = spine.select(K.ROW, K.T, *[pl.col(c).alias(k) for c, k in zip(spine_keys, kcols, strict=True)])
+    frame = frame.filter(pl.col(K.T).is_not_null() & pl.all_horizontal([pl.col(k).is_not_null() for k in kcols]))
+    dtypes = [frame.schema[k] for k in kcols]
+    if len(kcols) == 1 and dtypes[0].is_integer():
+        ids = frame.select(pl.col("_k0").unique()).with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
+        keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
+    else:
+        ids = frame.select(kcols).unique(maintain_order=True).with_row_index("_kid").with_columns(pl.col("_kid").cast(pl.Int64))
+        keyed = frame.join(ids, on=kcols, how="left", maintain_order="left")
+    return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes)
 
 
 def prepare_events(
@@ -34,40 +62,39 @@ def prepare_events(
     entity: str,
     column: str | None,
     where: str | None,
+    espine: EntitySpine,
     *,
     skip_null_values: bool,
     label: bool = False,
 ) -> pl.DataFrame:
-    """Normalised source rows -> the kernel's event frame (`where` applied, unmatched rows removed)."""
+    """Normalised source rows -> the kernel's events: `where` applied, keys mapped to `_kid`."""
     src_keys = list(source.keys[entity])
     frame = source_frame
     if where:
         frame = frame.filter(compile_expr(where).fill_null(False))
     kcols = key_columns(len(src_keys))
     value = pl.col(column) if column else pl.lit(None, pl.Null)
-    cols = [pl.col(c).alias(k) for c, k in zip(src_keys, kcols, strict=True)]
-    ev = frame.select([*cols, "_et", "_avail", "_vis", "_pos", value.alias("_v")])
+    cols = []
+    for c, k, dtype in zip(src_keys, kcols, espine.key_dtypes, strict=True):
+        cols.append(pl.col(c).alias(k) if frame.schema[c] == dtype else pl.col(c).cast(dtype).alias(k))
+    try:
+        ev = frame.select([*cols, "_et", "_avail", "_vis", "_pos", value.alias("_v")])
+    except pl.exceptions.InvalidOperationError:
+        raise DataError(
+            Diagnostic(
+                f"key column(s) {', '.join(src_keys)} of source '{source.name}' cannot be compared with the spine's "
+                f"({', '.join(str(d) for d in espine.key_dtypes)})",
+                file=source.path,
+                hint="store entity keys with the same type in every source and spine",
+            )
+        ) from None
     ev = ev.filter(pl.all_horizontal([pl.col(k).is_not_null() for k in kcols]))
+    ev = ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)
     # labels are ground truth over event time: availability is ignored; features need a visible row
     ev = ev.filter(pl.col("_et").is_not_null()) if label else ev.filter(pl.col("_vis").is_not_null())
     if skip_null_values and column:
         ev = ev.filter(pl.col("_v").is_not_null())
     return ev
-
-
-def _finish(
-    spine: pl.DataFrame, result: pl.DataFrame, name: str, agg: str, default: Any, dtype: pl.DataType
-) -> pl.Series:
-    """Left-join the kernel result onto every spine row; empty -> 0/null, then `default` when empty."""
-    full = spine.select(K.ROW).join(result, on=K.ROW, how="left", maintain_order="left")
-    n = pl.col(K.N).fill_null(0)
-    val = pl.col(K.VAL)
-    empty = K.empty_value(agg, dtype)
-    if empty is not None:
-        val = pl.when(n == 0).then(pl.lit(empty).cast(dtype)).otherwise(val)
-    if default is not None:
-        val = pl.when(n == 0).then(pl.lit(default).cast(dtype, strict=False)).otherwise(val)
-    return full.select(val.cast(dtype, strict=False).alias(name)).to_series()
 
 
 def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.DataType:
@@ -76,131 +103,178 @@ def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.Data
     return K._out_dtype(agg, value_dtype, has_value)
 
 
-def compute_feature(
-    defs: Definitions,
-    feature: FeatureSpec,
-    spine: pl.DataFrame,
-    spine_keys: Sequence[str],
-    source_frame: pl.DataFrame,
-) -> pl.Series:
-    """Values of one (non-derived) feature for every spine row (spine: `_row`, `_t`, key columns)."""
-    assert feature.source and feature.entity and feature.agg
-    source = defs.sources[feature.source]
-    cutoff = defs.feature_cutoff(feature)
-    inclusive = cutoff is Cutoff.INCLUSIVE
-    agg = feature.agg
-    has_value = feature.column is not None
-    skip = has_value and (agg != "latest" or feature.skip_nulls)
-    if agg == "count" and not has_value:
-        skip = False
-    ev = prepare_events(source_frame, source, feature.entity, feature.column, feature.where, skip_null_values=skip)
-    value_dtype = ev.schema["_v"]
-    dtype = output_dtype(agg, value_dtype, has_value)
-    kspine = _keyed_spine(spine, spine_keys, ev)
-    keys = key_columns(len(spine_keys))
-    window, hop = feature.window, feature.hop
+@dataclass
+class _EventGroup:
+    events: pl.DataFrame
+    prefix: dict[tuple[str, timedelta | None], pl.DataFrame] = field(default_factory=dict)
+    best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
-    result: pl.DataFrame
-    if agg in CUMULATIVE and hop is None:
+
+def _value_dtype_for_sum(dtype: pl.DataType) -> pl.DataType:
+    return pl.Int64() if (dtype.is_integer() or dtype == pl.Boolean) else pl.Float64()
+
+
+class EntityFeatures:
+    """Computes the features (and labels) of one entity over one spine, sharing sorted tables."""
+
+    def __init__(self, defs: Definitions, spine: pl.DataFrame, spine_keys: Sequence[str]) -> None:
+        self.defs = defs
+        self.spine = spine
+        self.es = entity_spine(spine, spine_keys)
+        self.groups: dict[tuple[Any, ...], _EventGroup] = {}
+
+    def _group(self, source_frame: pl.DataFrame, source: SourceSpec, entity: str, column: str | None,
+               where: str | None, skip: bool, label: bool) -> _EventGroup:
+        key = (source.name, entity, column, where, skip, label, id(source_frame))
+        if key not in self.groups:
+            ev = prepare_events(source_frame, source, entity, column, where, self.es, skip_null_values=skip, label=label)
+            self.groups[key] = _EventGroup(ev)
+        return self.groups[key]
+
+    def _prefix(self, group: _EventGroup, on: str, window: timedelta | None, with_value: bool) -> pl.DataFrame:
+        """Prefix table over `on`, from the rows that can be in a window of length `window` (all when None)."""
+        ev = group.events
         if window is not None:
-            ev = ev.filter((pl.col("_vis") - pl.col("_et")) < pl.lit(window))
-            minus: tuple[str, pl.Expr] | None = ("_et", pl.col(K.T) - pl.lit(window))
-        else:
+            late = (pl.col("_vis") - pl.col("_et")) >= pl.lit(window)
+            if ev.select(late.any()).item():
+                ev = ev.filter(~late)
+            else:
+                window = None  # no row is late enough to matter: share the unfiltered table
+        cache_key = (on, window)
+        if cache_key not in group.prefix:
+            if with_value:
+                ev = ev.with_columns(pl.col("_v").cast(_value_dtype_for_sum(ev.schema["_v"])))
+            group.prefix[cache_key] = K.prefix_table(ev, on, with_value)
+        return group.prefix[cache_key]
+
+    def _best(self, group: _EventGroup, pick: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if pick not in group.best:
+            ranked = K.rank_events(group.events)
+            group.best[pick] = (ranked, K.running_best(ranked, pick))
+        return group.best[pick]
+
+    def feature(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        """(value, n) aligned with `self.es.sorted`, and the output dtype."""
+        assert feature.source and feature.entity and feature.agg
+        defs = self.defs
+        source = defs.sources[feature.source]
+        inclusive = defs.feature_cutoff(feature) is Cutoff.INCLUSIVE
+        agg = feature.agg
+        has_value = feature.column is not None
+        skip = has_value and (agg != "latest" or feature.skip_nulls)
+        group = self._group(source_frame, source, feature.entity, feature.column, feature.where, skip, False)
+        ev = group.events
+        value_dtype = ev.schema["_v"]
+        dtype = output_dtype(agg, value_dtype, has_value)
+        sp = self.es.sorted
+        window, hop = feature.window, feature.hop
+        t = pl.col(K.T)
+
+        if agg in CUMULATIVE and hop is None:
+            with_value = agg != "count"
+            plus = K.lookup(sp, t, self._prefix(group, "_vis", window, with_value), "_vis", inclusive)
             minus = None
-        result = K.cumulative(
-            kspine, ev, keys, agg, plus=("_vis", pl.col(K.T)), minus=minus, inclusive=inclusive, has_value=has_value
-        )
-    elif agg == "latest" or (agg in ("last", "time_since_last") and hop is None):
-        hit = K.ordered(kspine, ev, keys, pick="max", inclusive=inclusive)
-        found = pl.col("_best").is_not_null()
-        if agg == "latest" and feature.ttl is not None:
-            found = found & ((pl.col(K.T) - pl.col("_et")) <= pl.lit(feature.ttl))
-        if agg != "latest" and window is not None:
-            start = pl.col(K.T) - pl.lit(window)
-            found = found & (pl.col("_et") > start if inclusive else pl.col("_et") >= start)
-        value = K.seconds_between(pl.col(K.T), pl.col("_et")) if agg == "time_since_last" else pl.col("_v")
-        result = hit.select(
-            K.ROW,
-            pl.when(found).then(value).otherwise(None).alias(K.VAL),
-            found.cast(pl.Int64).alias(K.N),
-        )
-    elif agg in ("first", "time_since_first") and window is None:
-        hit = K.ordered(kspine, ev, keys, pick="min", inclusive=inclusive)
-        found = pl.col("_best").is_not_null()
-        value = K.seconds_between(pl.col(K.T), pl.col("_et")) if agg == "time_since_first" else pl.col("_v")
-        result = hit.select(
-            K.ROW, pl.when(found).then(value).otherwise(None).alias(K.VAL), found.cast(pl.Int64).alias(K.N)
-        )
-    else:
-        result = K.pairs(
-            kspine,
+            if window is not None:
+                minus = K.lookup(sp, t - pl.lit(window), self._prefix(group, "_et", window, with_value), "_et", inclusive)
+            vdt = _value_dtype_for_sum(value_dtype) if with_value else None
+            value, n = K.cumulative_from_tables(plus, minus, agg, vdt)
+            return value, n, dtype
+
+        if agg == "latest" or (agg in ("last", "time_since_last") and hop is None) or (
+            agg in ("first", "time_since_first") and window is None
+        ):
+            pick = "min" if agg in ("first", "time_since_first") else "max"
+            ranked, best = self._best(group, pick)
+            hit = K.lookup(sp, t, best, "_vis", inclusive).get_column("_best")
+            et = ranked.get_column("_et").gather(hit)
+            frame = pl.DataFrame({"_t": sp.get_column(K.T), "_et": et, "_hit": hit})
+            found = pl.col("_hit").is_not_null()
+            if agg == "latest" and feature.ttl is not None:
+                found = found & ((pl.col("_t") - pl.col("_et")) <= pl.lit(feature.ttl))
+            if agg in ("last", "time_since_last") and window is not None:
+                start = pl.col("_t") - pl.lit(window)
+                found = found & (pl.col("_et") > start if inclusive else pl.col("_et") >= start)
+            found_s = frame.select(found.fill_null(False)).to_series()
+            if agg in ("time_since_last", "time_since_first"):
+                vals = frame.select(K.seconds_between(pl.col("_t"), pl.col("_et"))).to_series()
+            else:
+                vals = ranked.get_column("_v").gather(hit)
+            value = pl.select(pl.when(found_s).then(vals).otherwise(None)).to_series()
+            return value, found_s.cast(pl.Int64), dtype
+
+        res = K.pairs(
+            sp,
             ev,
-            keys,
+            ["_kid"],
             agg,
-            condition=K.window_condition(cutoff, window, hop),
+            condition=K.window_condition(defs.feature_cutoff(feature), window, hop),
             has_value=has_value,
             k=feature.k,
             ddof=feature.ddof,
         )
-    series = _finish(spine, result, feature.name, agg, feature.default, dtype)
-    return _cast_declared(series, feature.dtype)
+        aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+        return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
-
-def compute_label(
-    defs: Definitions,
-    label: LabelSpec,
-    spine: pl.DataFrame,
-    spine_keys: Sequence[str],
-    source_frame: pl.DataFrame,
-) -> pl.Series:
-    """The label's aggregate over its forward window (before `expr`), for every spine row."""
-    assert label.source and label.entity and label.horizon is not None
-    source = defs.sources[label.source]
-    cutoff = defs.label_cutoff(label)
-    inclusive = cutoff is Cutoff.INCLUSIVE
-    agg = label.agg
-    has_value = label.column is not None
-    skip = has_value and agg != "latest"
-    if agg == "count" and not has_value:
-        skip = False
-    ev = prepare_events(source_frame, source, label.entity, label.column, label.where, skip_null_values=skip, label=True)
-    dtype = output_dtype(agg, ev.schema["_v"], has_value)
-    kspine = _keyed_spine(spine, spine_keys, ev)
-    keys = key_columns(len(spine_keys))
-    gap, horizon = label.gap, label.horizon
-    if agg in CUMULATIVE:
-        result = K.cumulative(
-            kspine,
+    def label(self, label: LabelSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        assert label.source and label.entity and label.horizon is not None
+        defs = self.defs
+        source = defs.sources[label.source]
+        cutoff = defs.label_cutoff(label)
+        inclusive = cutoff is Cutoff.INCLUSIVE
+        agg = label.agg
+        has_value = label.column is not None
+        skip = has_value and agg != "latest"
+        group = self._group(source_frame, source, label.entity, label.column, label.where, skip, True)
+        ev = group.events
+        dtype = output_dtype(agg, ev.schema["_v"], has_value)
+        sp = self.es.sorted
+        gap, horizon = label.gap, label.horizon
+        t = pl.col(K.T)
+        if agg in CUMULATIVE:
+            with_value = agg != "count"
+            table = self._prefix(group, "_et", None, with_value)
+            plus = K.lookup(sp, t + pl.lit(gap + horizon), table, "_et", inclusive)
+            minus = K.lookup(sp, t + pl.lit(gap), table, "_et", inclusive)
+            vdt = _value_dtype_for_sum(ev.schema["_v"]) if with_value else None
+            value, n = K.cumulative_from_tables(plus, minus, agg, vdt)
+            return value, n, dtype
+        res = K.pairs(
+            sp,
             ev,
-            keys,
-            agg,
-            plus=("_et", pl.col(K.T) + pl.lit(gap + horizon)),
-            minus=("_et", pl.col(K.T) + pl.lit(gap)),
-            inclusive=inclusive,
-            has_value=has_value,
-        )
-    else:
-        result = K.pairs(
-            kspine,
-            ev,
-            keys,
+            ["_kid"],
             "last" if agg == "latest" else agg,
             condition=K.label_condition(cutoff, gap, horizon),
             has_value=has_value,
             ddof=1,
         )
-    return _finish(spine, result, label.name, agg, label.default, dtype)
+        aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+        return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
 
-def _keyed_spine(spine: pl.DataFrame, spine_keys: Sequence[str], ev: pl.DataFrame) -> pl.DataFrame:
-    """Spine rows with a time and every key part, keys renamed `_k0..` and cast to the events' key types."""
-    keys = key_columns(len(spine_keys))
+def finish(value: pl.Series, n: pl.Series, name: str, agg: str, default: Any, dtype: pl.DataType) -> pl.Series:
+    """Empty windows: 0 for count/count_distinct/sum, else null; then `default` when empty."""
+    frame = pl.DataFrame({"_v": value, "_n": n})
+    val = pl.col("_v")
+    empty = K.empty_value(agg, dtype)
+    if empty is not None:
+        val = pl.when(pl.col("_n") == 0).then(pl.lit(empty).cast(dtype)).otherwise(val)
+    if default is not None:
+        val = pl.when(pl.col("_n") == 0).then(pl.lit(default).cast(dtype, strict=False)).otherwise(val)
+    return frame.select(val.cast(dtype, strict=False).alias(name)).to_series()
+
+
+def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[str, tuple[str, Any, pl.DataType]]) -> pl.DataFrame:
+    """Every spine row, in spine order: `_row` + the block's columns. Rows absent from the block (no time
+    or no full key) see no rows: `default`, else 0 for count/count_distinct/sum, else null."""
+    full = spine.select(K.ROW).join(block.with_columns(pl.lit(True).alias("_present")), on=K.ROW, how="left", maintain_order="left")
     exprs = []
-    for col, k in zip(spine_keys, keys, strict=True):
-        target = ev.schema[k]
-        exprs.append(pl.col(col).cast(target) if spine.schema[col] != target else pl.col(col))
-    out = spine.select([K.ROW, K.T, *[e.alias(k) for e, k in zip(exprs, keys, strict=True)]])
-    return out.filter(pl.col(K.T).is_not_null() & pl.all_horizontal([pl.col(k).is_not_null() for k in keys]))
+    for name, (agg, default, dtype) in empties.items():
+        fill = default if default is not None else K.empty_value(agg, dtype)
+        if fill is not None:
+            exprs.append(pl.when(pl.col("_present").is_null()).then(pl.lit(fill).cast(dtype, strict=False)).otherwise(pl.col(name)).alias(name))
+    if exprs:
+        full = full.with_columns(exprs)
+    return full.drop("_present")
 
 
 _DTYPES: dict[str, pl.DataType] = {
@@ -214,28 +288,22 @@ _DTYPES: dict[str, pl.DataType] = {
 }
 
 
-def _cast_declared(series: pl.Series, dtype: str | None) -> pl.Series:
+def cast_declared(series: pl.Series, dtype: str | None) -> pl.Series:
     if dtype is None or dtype.lower() not in _DTYPES:
         return series
     return series.cast(_DTYPES[dtype.lower()], strict=False)
 
 
-def censor_mask(
-    spine: pl.DataFrame, label: LabelSpec, source_frame: pl.DataFrame, source: SourceSpec
-) -> pl.Series:
+def censor_mask(spine: pl.DataFrame, label: LabelSpec, source_frame: pl.DataFrame, source: SourceSpec) -> pl.Series:
     """True where the label window ends after the label source's observed end (censored)."""
     assert label.horizon is not None
     observed = label.observed_until or source.observed_until
     if observed is None:
         max_et = source_frame.get_column("_et").max()
-        if max_et is None:
-            return pl.Series("_censored", [True] * spine.height, dtype=pl.Boolean)
+        if max_et is None:  # an empty label source has no observed end: nothing to censor against
+            return pl.Series("_censored", [False] * spine.height, dtype=pl.Boolean)
         observed_expr = pl.lit(max_et)
     else:
         observed_expr = pl.lit(observed).cast(pl.Datetime("us", "UTC"))
     end = pl.col(K.T) + pl.lit(label.gap + label.horizon)
     return spine.select((end > observed_expr).fill_null(False).alias("_censored")).to_series()
-
-
-def within(t: pl.Expr, delta: timedelta) -> pl.Expr:
-    return t + pl.lit(delta)

@@ -1,11 +1,12 @@
 """Aggregation kernels: spine rows x source events -> one value per spine row.
 
 Every kernel takes
-  spine  : `_row`, `_t` (UTC) and the key columns `_k0.._kn`; only rows with a time and every key part
-  events : the normalised source rows of one feature (`where` applied, null keys and never-visible rows
-           removed): `_k0.._kn`, `_et`, `_avail`, `_vis`, `_pos`, `_v` (the value column, or null)
-and returns `_row`, `_val`, `_n` (the number of rows the value was computed from; 0 means "empty", where
-the caller applies the empty-window rule and `default`).
+  spine  : `_row`, `_t` (UTC) and `_kid` (the entity key, composite keys mapped to one integer id); only
+           rows with a time and every key part, sorted by (`_kid`, `_t`)
+  events : the normalised source rows of one feature (`where` applied, null keys, keys absent from the
+           spine and never-visible rows removed): `_kid`, `_et`, `_avail`, `_vis`, `_pos`, `_v` (value or null)
+and yields a value and `_n` (the number of rows the value was computed from; 0 means "empty", where the
+caller applies the empty-window rule and `default`) per spine row.
 
 Algorithms and costs (n events, m spine rows, both sorted once):
 - cumulative  (count, sum, mean): prefix sums per key, read with two as-of lookups. O((n+m) log).
@@ -43,110 +44,66 @@ PAIRS_PER_CHUNK = 4_000_000
 CondBuilder = Callable[[pl.Expr], pl.Expr]  # given the spine time expr, a boolean over event columns
 
 
-def _asof(left: pl.DataFrame, left_on: str, right: pl.DataFrame, right_on: str, keys: list[str], inclusive: bool) -> pl.DataFrame:
-    """Backward as-of join; both sides sorted by (keys, time) first (see PITFALLS: unsorted by-groups)."""
-    left = left.sort([*keys, left_on])
-    right = right.sort([*keys, right_on])
+def prefix_table(events: pl.DataFrame, on: str, with_value: bool) -> pl.DataFrame:
+    """Per key (`_kid`), the running row count `_cn` (and value sum `_cs`) in `on` order.
+
+    An as-of lookup takes the last row at or before an instant; among rows with the same instant that is
+    the last one, whose running totals include all of them.
+    """
+    ev = events.sort(["_kid", on])
+    cols = [pl.col("_kid"), pl.col(on), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_kid").alias("_cn")]
+    if with_value:
+        cols.append(pl.col("_v").cum_sum().over("_kid").alias("_cs"))
+    return ev.select(cols)
+
+
+def lookup(spine_sorted: pl.DataFrame, at: pl.Expr, table: pl.DataFrame, on: str, inclusive: bool) -> pl.DataFrame:
+    """For each spine row (sorted by `_kid`, `_t`), the table row of its key with `on < at` (`<=` when inclusive).
+
+    `at` must be monotone in `_t` (t, t - w, t + h), so the spine stays sorted by (`_kid`, at): PITFALLS
+    says both sides of a by-group as-of join must be sorted, and here both are by construction.
+    """
+    left = spine_sorted.select(pl.col("_kid"), at.alias("_at"))
     return left.join_asof(
-        right,
-        left_on=left_on,
-        right_on=right_on,
-        by=keys or None,
+        table,
+        left_on="_at",
+        right_on=on,
+        by="_kid",
         strategy="backward",
         allow_exact_matches=inclusive,
         check_sortedness=False,
     )
 
 
-def _prefix(events: pl.DataFrame, keys: list[str], on: str, value_dtype: pl.DataType | None) -> pl.DataFrame:
-    """Per key, cumulative row count and value sum at each distinct `on` instant."""
-    aggs = [pl.len().cast(pl.Int64).alias("_cn")]
-    if value_dtype is not None:
-        aggs.append(pl.col("_v").sum().alias("_cs"))
-    g = events.group_by([*keys, on]).agg(aggs).sort([*keys, on])
-    cums = [pl.col("_cn").cum_sum().over(keys) if keys else pl.col("_cn").cum_sum()]
-    if value_dtype is not None:
-        cums.append(pl.col("_cs").cum_sum().over(keys) if keys else pl.col("_cs").cum_sum())
-    return g.with_columns(cums)
-
-
-def cumulative(
-    spine: pl.DataFrame,
-    events: pl.DataFrame,
-    keys: list[str],
-    agg: str,
-    *,
-    plus: tuple[str, pl.Expr],
-    minus: tuple[str, pl.Expr] | None,
-    inclusive: bool,
-    has_value: bool,
-) -> pl.DataFrame:
-    """count / sum / mean as P_plus(at) - P_minus(at), each a prefix over an event time column.
-
-    `plus = (event column, spine instant expr)`; rows with column < instant (<= when inclusive) are summed.
-    """
-    value_dtype = events.schema["_v"] if (has_value and agg != "count") else None
-    if value_dtype is not None:
-        target: pl.DataType = pl.Int64() if value_dtype.is_integer() or value_dtype == pl.Boolean else pl.Float64()
-        events = events.with_columns(pl.col("_v").cast(target))
-        value_dtype = target
-    base = spine.select([ROW, *keys, T])
-    col_p, at_p = plus
-    pre = _prefix(events, keys, col_p, value_dtype)
-    left = base.with_columns(at_p.alias("_at"))
-    out = _asof(left, "_at", pre, col_p, keys, inclusive).select(
-        [ROW, pl.col("_cn").fill_null(0).alias("_np"), *([pl.col("_cs").alias("_sp")] if value_dtype else [])]
-    )
+def cumulative_from_tables(
+    plus: pl.DataFrame, minus: pl.DataFrame | None, agg: str, value_dtype: pl.DataType | None
+) -> tuple[pl.Series, pl.Series]:
+    """count / sum / mean from the plus and minus lookups (aligned rows): returns (value, n)."""
+    n = plus.get_column("_cn").fill_null(0)
     if minus is not None:
-        col_m, at_m = minus
-        pre_m = _prefix(events, keys, col_m, value_dtype)
-        left_m = base.with_columns(at_m.alias("_at"))
-        out_m = _asof(left_m, "_at", pre_m, col_m, keys, inclusive).select(
-            [ROW, pl.col("_cn").fill_null(0).alias("_nm"), *([pl.col("_cs").alias("_sm")] if value_dtype else [])]
-        )
-        out = out.join(out_m, on=ROW, how="left")
-    else:
-        out = out.with_columns(pl.lit(0, pl.Int64).alias("_nm"))
-        if value_dtype is not None:
-            out = out.with_columns(pl.lit(None, value_dtype).alias("_sm"))
-    n = (pl.col("_np") - pl.col("_nm")).alias(N)
+        n = n - minus.get_column("_cn").fill_null(0)
     if agg == "count":
-        return out.select([ROW, n.alias(VAL), n])
+        return n, n
     assert value_dtype is not None
-    s = pl.col("_sp").fill_null(0) - pl.col("_sm").fill_null(0)
-    out = out.with_columns(n, s.alias("_s"))
+    zero = pl.Series([0], dtype=value_dtype)
+    s = plus.get_column("_cs").fill_null(zero[0])
+    if minus is not None:
+        s = s - minus.get_column("_cs").fill_null(zero[0])
     if agg == "sum":
-        return out.select([ROW, pl.col("_s").alias(VAL), N])
-    mean = pl.when(pl.col(N) > 0).then(pl.col("_s").cast(pl.Float64) / pl.col(N)).otherwise(None)
-    return out.select([ROW, mean.alias(VAL), N])
+        return s, n
+    mean = pl.select(pl.when(n > 0).then(s.cast(pl.Float64) / n).otherwise(None)).to_series()
+    return mean, n
 
 
 def rank_events(events: pl.DataFrame) -> pl.DataFrame:
-    """Add `_r`: the position of each row in the total order (event_time, available_time, input position)."""
+    """Sort by the total order (event_time, available_time, input position); `_r` is the position in it."""
     return events.sort(["_et", "_avail", "_pos"]).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
 
 
-def ordered(
-    spine: pl.DataFrame,
-    events: pl.DataFrame,
-    keys: list[str],
-    *,
-    pick: str,
-    inclusive: bool,
-) -> pl.DataFrame:
-    """The last (pick='max') or first (pick='min') visible row at t in the order of `rank_events`.
-
-    Returns `_row`, `_et`, `_v` of the winner (nulls when none is visible).
-    """
-    ranked = rank_events(events)
-    g = ranked.group_by([*keys, "_vis"]).agg(
-        (pl.col("_r").max() if pick == "max" else pl.col("_r").min()).alias("_best")
-    ).sort([*keys, "_vis"])
-    running = pl.col("_best").cum_max() if pick == "max" else pl.col("_best").cum_min()
-    g = g.with_columns(running.over(keys) if keys else running)
-    hit = _asof(spine.select([ROW, *keys, T]), T, g, "_vis", keys, inclusive)
-    winners = ranked.select(["_r", "_et", "_v"])
-    return hit.select([ROW, T, "_best"]).join(winners, left_on="_best", right_on="_r", how="left")
+def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
+    """Per key, in visibility order, the running max (or min) rank: the winner among the rows visible so far."""
+    running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
+    return ranked.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
 
 
 def _chunks(spine: pl.DataFrame, events: pl.DataFrame, keys: list[str]) -> list[pl.DataFrame]:
@@ -212,7 +169,6 @@ def _pair_aggs(agg: str, has_value: bool, k: int | None, ddof: int) -> list[pl.E
     nn = v.drop_nulls()
     n_values = v.count().cast(pl.Int64)  # non-null values
     n_rows = pl.len().cast(pl.Int64)
-    secs = (pl.col(T).first() - pl.col("_et")).dt.total_microseconds().cast(pl.Float64) / 1e6
     et_nn = pl.col("_et").filter(v.is_not_null()) if has_value else pl.col("_et")
     n_for_time = n_values if has_value else n_rows
     if agg == "count":
@@ -251,7 +207,6 @@ def _pair_aggs(agg: str, has_value: bool, k: int | None, ddof: int) -> list[pl.E
         ]
     if agg == "latest":
         return [v.last().alias(VAL), n_rows.alias(N)]
-    del secs
     raise ValueError(f"unknown aggregation {agg}")
 
 

@@ -1,0 +1,135 @@
+"""Which source rows are behind one feature value at one instant (`fpipe explain`).
+
+Given the normalised source (engine/visibility.py), one spine instant t and one entity's key, every
+source row of that key (after the feature's `where`) gets a `_status`:
+
+- `in window`      visible at t and inside the window: the aggregation used it;
+- `null (ignored)` inside the window but its value is null: the aggregation skipped it;
+- `won`            the row a lookup (`latest`) or `first`/`last`/`time_since_*` picked;
+- `won, too old`   the `latest` winner is older than `ttl`: the value is the default;
+- `candidate`      visible and eligible, but another row won;
+- `not yet available`  its event time is inside the window (or before t) but it only became visible at
+                   `_vis` >= t (exclusive cutoff): the rows a leaky pipeline would have used;
+- `never visible`  null event or available time;
+- `outside window` / `after t`: counted only.
+
+The window and visibility rules are the engine's own (kernels.window_condition); "inside the window
+ignoring availability" evaluates the same condition with `_vis` replaced by `_et`. The value itself is
+not computed here: the caller computes it with the engine on a one-row spine, so it is backfill's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from fpipe.engine import kernels as K
+from fpipe.engine.expr import compile_expr
+from fpipe.engine.timecols import UTC_US
+from fpipe.spec.model import Cutoff, Definitions, FeatureSpec
+
+STATUS = "_status"
+ORDER = ["won", "won, too old", "in window", "null (ignored)", "candidate", "not yet available", "never visible", "filtered by where", "outside window", "after t"]
+LISTED = ("won", "won, too old", "in window", "null (ignored)", "candidate", "not yet available", "never visible")
+LOOKUPS = {"latest", "last", "time_since_last", "first", "time_since_first"}
+
+
+def _key_match(frame: pl.DataFrame, cols: Sequence[str], values: Sequence[Any]) -> pl.Expr:
+    cond = pl.lit(True)
+    for c, v in zip(cols, values, strict=True):
+        if v is None:
+            return pl.lit(False)  # a null key never matches
+        dtype = frame.schema[c]
+        cond = cond & (pl.col(c) == pl.lit(v).cast(dtype, strict=False))
+    return cond
+
+
+def explain_rows(
+    defs: Definitions,
+    feature: FeatureSpec,
+    normalised: pl.DataFrame,
+    t: datetime | None,
+    key_values: Sequence[Any],
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The key's source rows with a `_status` (sorted by event time, then availability, then input order)
+    and the count of rows per status (every row of the key counted once)."""
+    assert feature.source is not None and feature.entity is not None and feature.agg is not None
+    source = defs.sources[feature.source]
+    key_cols = list(source.keys[feature.entity])
+    rows = normalised.filter(_key_match(normalised, key_cols, key_values))
+    counts: dict[str, int] = {}
+    if feature.where:
+        keep = rows.select(compile_expr(feature.where).fill_null(False)).to_series()
+        filtered = int((~keep).sum())
+        if filtered:
+            counts["filtered by where"] = filtered
+        rows = rows.filter(keep)
+    if t is None:  # a spine row without a time sees no rows
+        status = pl.lit("after t")
+        out = rows.with_columns(status.alias(STATUS))
+        return _finish(out, counts)
+    cutoff = defs.feature_cutoff(feature)
+    inclusive = cutoff is Cutoff.INCLUSIVE
+    tt = pl.lit(t).cast(UTC_US)
+    agg = feature.agg
+    ordered = agg in LOOKUPS
+    window = None if agg == "latest" else feature.window
+    cond = K.window_condition(cutoff, window, feature.hop if window is not None else None)
+    in_range_visible = cond(tt)
+    before_t = pl.col("_et") <= tt if inclusive else pl.col("_et") < tt
+    has_value = feature.column is not None
+    skips_nulls = has_value and (agg != "latest" or feature.skip_nulls)
+    value_null = pl.col(feature.column).is_null() if has_value and feature.column else pl.lit(False)
+    frame = rows.with_columns(in_range_visible.fill_null(False).alias("_in"))
+    # the same window, ignoring availability (`_vis` := `_et`)
+    in_et = frame.with_columns(pl.col("_et").alias("_vis")).select(cond(tt).fill_null(False)).to_series()
+    frame = frame.with_columns(in_et.alias("_in_et"))
+    never = pl.col("_vis").is_null()
+    status = (
+        pl.when(pl.col("_et").is_not_null() & ~before_t)
+        .then(pl.lit("after t"))
+        .when(never)
+        .then(pl.lit("never visible"))
+        .when(pl.col("_in") & value_null & pl.lit(skips_nulls))
+        .then(pl.lit("null (ignored)"))
+        .when(pl.col("_in"))
+        .then(pl.lit("candidate" if ordered else "in window"))
+        .when(pl.col("_in_et"))
+        .then(pl.lit("not yet available"))
+        .otherwise(pl.lit("outside window"))
+    )
+    frame = frame.with_columns(status.alias(STATUS)).drop("_in", "_in_et")
+    if ordered:
+        cands = frame.filter(pl.col(STATUS) == "candidate").sort(["_et", "_avail", "_pos"])
+        if cands.height:
+            win = cands.row(-1 if agg in ("latest", "last", "time_since_last") else 0, named=True)
+            label = "won"
+            if agg == "latest" and feature.ttl is not None and t - win["_et"] > feature.ttl:
+                label = "won, too old"
+            frame = frame.with_columns(
+                pl.when(pl.col("_pos") == win["_pos"]).then(pl.lit(label)).otherwise(pl.col(STATUS)).alias(STATUS)
+            )
+    return _finish(frame, counts)
+
+
+def _finish(frame: pl.DataFrame, counts: dict[str, int]) -> tuple[pl.DataFrame, dict[str, int]]:
+    frame = frame.sort(["_et", "_avail", "_pos"], nulls_last=True)
+    vc = frame.get_column(STATUS).value_counts()
+    for status, n in vc.iter_rows():
+        counts[status] = counts.get(status, 0) + int(n)
+    ordered_counts = {s: counts[s] for s in ORDER if s in counts}
+    return frame, ordered_counts
+
+
+def listed(frame: pl.DataFrame, columns: Sequence[str], limit: int | None) -> pl.DataFrame:
+    """The rows worth showing (every status but the counted-only ones), at most `limit` per status."""
+    shown = frame.filter(pl.col(STATUS).is_in(list(LISTED)))
+    cols = [STATUS, "_pos", "_et", "_avail", "_vis", *[c for c in columns if c in frame.columns and not c.startswith("_")]]
+    shown = shown.select(list(dict.fromkeys(cols)))
+    if limit is not None and limit > 0:
+        shown = shown.with_columns(pl.int_range(pl.len()).over(STATUS).alias("_i")).filter(pl.col("_i") < limit).drop("_i")
+    order = {s: i for i, s in enumerate(ORDER)}
+    return shown.with_columns(pl.col(STATUS).replace_strict(order, default=99).alias("_o")).sort(["_o", "_et", "_avail", "_pos"]).drop("_o")
