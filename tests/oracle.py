@@ -90,7 +90,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fpipe.spec.expr import Binary, Call, Case, Column, InList, IsNull, Literal, Node, Unary, parse_expr
+from fpipe.spec.expr import (
+    Binary,
+    Call,
+    Case,
+    Column,
+    InList,
+    IsNull,
+    Literal,
+    Node,
+    Unary,
+    parse_expr,
+    referenced_names,
+)
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec, SpineSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -279,6 +291,59 @@ def _call(node: Call, env: Mapping[str, Any]) -> Any:
     if name == "day_of_week":
         return a.isoweekday()
     raise ValueError(f"unknown function {name}")
+
+
+def _supertype(fams: Sequence[str | None]) -> str | None:
+    known = {f for f in fams if f not in (None, "null")}
+    if not known:
+        return "null"
+    if known <= {"int", "float"}:
+        return "float" if "float" in known else "int"
+    return known.pop() if len(known) == 1 else None
+
+
+def expr_family(node: Node, names: Mapping[str, str | None]) -> str | None:
+    """Static result type family of an expression (int/float/str/bool/null), given the names' families.
+
+    As a typed columnar engine types a column once, not row by row: `coalesce(float_col, 0)` is float even
+    on rows where the value came from the integer literal.
+    """
+    if isinstance(node, Literal):
+        return _family_of_value(node.value) or "null"
+    if isinstance(node, Column):
+        return names.get(node.name)
+    if isinstance(node, Unary):
+        return "bool" if node.op == "not" else expr_family(node.operand, names)
+    if isinstance(node, Binary):
+        if node.op in ("and", "or", "=", "!=", "<", "<=", ">", ">="):
+            return "bool"
+        if node.op == "/":
+            return "float"
+        return _supertype([expr_family(node.left, names), expr_family(node.right, names)])
+    if isinstance(node, IsNull | InList):
+        return "bool"
+    if isinstance(node, Case):
+        branches = [v for _, v in node.whens] + ([node.otherwise] if node.otherwise is not None else [])
+        return _supertype([expr_family(b, names) for b in branches])
+    if isinstance(node, Call):
+        args = [expr_family(a, names) for a in node.args]
+        if node.name in ("coalesce", "least", "greatest"):
+            return _supertype(args)
+        if node.name in ("abs", "floor", "ceil", "round", "nullif"):
+            return args[0]
+        if node.name in ("sqrt", "ln", "log", "log10", "exp"):
+            return "float"
+        if node.name in ("lower", "upper"):
+            return "str"
+        return "int"  # length, hour, day_of_week
+    return None
+
+
+def _as_family(value: Any, family: str | None) -> Any:
+    """An int computed row by row in a float-typed column is that float."""
+    if family == "float" and _is_num(value):
+        return float(value)
+    return value
 
 
 def _where(text: str | None, row: Mapping[str, Any]) -> bool:
@@ -518,7 +583,8 @@ class _Builder:
         return _family_of_values([r.values.get(column) for r in self.source(source).rows])
 
     # ---- spines
-    def spine(self, spec: SpineSpec, spine_rows: Sequence[Mapping[str, Any]] | None) -> tuple[
+    def spine(self, spec: SpineSpec, spine_rows: Sequence[Mapping[str, Any]] | None,
+              spine_columns: Sequence[str] | None = None) -> tuple[
         list[str], list[dict[str, Any]], str
     ]:
         """-> (columns, rows with the time column normalised, time column name)."""
@@ -526,7 +592,7 @@ class _Builder:
         if spine_rows is not None or spec.kind == "file":
             rows_in = list(spine_rows or [])
             time_col = spec.time or "time"
-            cols: list[str] = []
+            cols: list[str] = list(spine_columns or [])
             for r in rows_in:
                 for c in r:
                     if c not in cols:
@@ -614,7 +680,7 @@ class _Builder:
             assert f.expr is not None
             node = parse_expr(f.expr)
             env = _LazyEnv(self, spine_spec, srow, t, memo)
-            value = cast(eval_expr(node, env), f.dtype)
+            value = cast(_as_family(eval_expr(node, env), self.feature_family(f)), f.dtype)
             memo[f.name] = value
             return value
         assert f.source is not None and f.entity is not None and f.agg is not None
@@ -654,13 +720,16 @@ class _Builder:
         memo[f.name] = value
         return value
 
-    def feature_family(self, f: FeatureSpec, values: Sequence[Any]) -> str | None:
+    def feature_family(self, f: FeatureSpec) -> str | None:
         if f.dtype is not None:
             d = f.dtype.lower()
             return {"int64": "int", "int": "int", "float64": "float", "float": "float", "string": "str",
                     "str": "str", "bool": "bool", "boolean": "bool"}[d]
         if f.is_derived:
-            return _family_of_values(values)
+            assert f.expr is not None
+            node = parse_expr(f.expr)
+            names = {n: self.feature_family(self.defs.features[n]) for n, _ in referenced_names(node)}
+            return expr_family(node, names)
         assert f.agg is not None and f.source is not None
         return _agg_family(f.agg, self.column_family(f.source, f.column))
 
@@ -695,8 +764,15 @@ class _Builder:
         if value is _NO_VALUE:
             value = lab.default if lab.default is not None else _empty_value(lab.agg, int_column)
         if lab.expr is not None:
-            value = eval_expr(parse_expr(lab.expr), {lab.name: value})
+            value = _as_family(eval_expr(parse_expr(lab.expr), {lab.name: value}), self.label_family(lab))
         return value, censored
+
+    def label_family(self, lab: LabelSpec) -> str | None:
+        assert lab.source is not None
+        fam = _agg_family(lab.agg, self.column_family(lab.source, lab.column))
+        if lab.expr is not None:
+            return expr_family(parse_expr(lab.expr), {lab.name: fam})
+        return fam
 
 
 class _LazyEnv(Mapping[str, Any]):
@@ -737,17 +813,19 @@ def build_oracle(
     sources: Mapping[str, Sequence[Mapping[str, Any]]],
     spine_rows: Sequence[Mapping[str, Any]] | None = None,
     column_types: Mapping[str, Mapping[str, str]] | None = None,
+    spine_columns: Sequence[str] | None = None,
 ) -> OracleResult:
     """Build one training set by brute force.
 
     `sources`: source name -> raw rows (dicts). `spine_rows`: the rows of a file spine (also used, when
     given, in place of any other spine kind). `column_types`: optional source -> column -> family
     (int/float/str/bool) for columns whose type cannot be inferred from their values (all null).
+    `spine_columns`: the file spine's columns (needed when it has no rows).
     """
     ts = defs.training_sets[training_set]
     b = _Builder(defs, sources, column_types)
     spine_spec = defs.spines[ts.spine]
-    spine_cols, spine, time_col = b.spine(spine_spec, spine_rows)
+    spine_cols, spine, time_col = b.spine(spine_spec, spine_rows, spine_columns)
     features = [defs.features[n] for n in ts.features]
     label = defs.labels[ts.label] if ts.label is not None else None
     columns = list(spine_cols) + [f.name for f in features]
@@ -775,13 +853,9 @@ def build_oracle(
     families: dict[str, str | None] = {c: _family_of_values([r.get(c) for r in spine]) for c in spine_cols}
     families[time_col] = "datetime"
     for f in features:
-        families[f.name] = b.feature_family(f, [r[f.name] for r in rows])
+        families[f.name] = b.feature_family(f)
     if label is not None:
-        if label.expr is not None:
-            families[label.name] = _family_of_values([r[label.name] for r in rows])
-        else:
-            assert label.source is not None
-            families[label.name] = _agg_family(label.agg, b.column_family(label.source, label.column))
+        families[label.name] = b.label_family(label)
         if label.censor == "flag":
             families[f"{label.name}_censored"] = "bool"
     return OracleResult(columns, rows, censored, families)

@@ -250,7 +250,7 @@ def _default_for(agg: str, column: str | None) -> Any:
 
 
 def is_numeric(f: FeatureSpec) -> bool:
-    return f.agg in NUMERIC_AGGS or (f.agg is not None and f.column in ("x", "n"))
+    return f.agg in NUMERIC_AGGS or (f.agg not in (None, "last_k") and f.column in ("x", "n"))
 
 
 @st.composite
@@ -435,7 +435,7 @@ def frame_mismatches(frame: pl.DataFrame, columns: Sequence[str], rows: Sequence
             continue
         fam = (families or {}).get(c)
         got_fam = dtype_family(frame.schema[c])
-        if fam is not None and got_fam != fam and not (got_fam == "null" and all(r[c] is None for r in rows)):
+        if fam not in (None, "null") and got_fam != fam and not (got_fam == "null" and all(r[c] is None for r in rows)):
             problems.append(f"column {c!r}: dtype {frame.schema[c]} ({got_fam}), expected family {fam}")
         got = frame.get_column(c).to_list()
         for i, (g, r) in enumerate(zip(got, rows, strict=True)):
