@@ -155,6 +155,8 @@ def _missing_hint(name: str, columns: Sequence[str], expected: Sequence[str] = (
         best = inside[0] if inside else None
     if best is not None:
         return f"did you mean '{best}'? rename it back to '{name}', as the model was trained"
+    if len(expected) > 6:
+        return f"the model needs all {len(expected)} of its features under their training names (see its metadata.json)"
     return f"the model needs its features under their training names: {', '.join(expected) or name}"
 
 
