@@ -37,7 +37,7 @@ LISTED = ("won", "won, too old", "in window", "null (ignored)", "candidate", "no
 LOOKUPS = {"latest", "last", "time_since_last", "first", "time_since_first"}
 
 
-def _key_match(frame: pl.DataFrame, cols: Sequence[str], values: Sequence[Any]) -> pl.Expr:
+def key_match(frame: pl.DataFrame, cols: Sequence[str], values: Sequence[Any]) -> pl.Expr:
     cond = pl.lit(True)
     for c, v in zip(cols, values, strict=True):
         if v is None:
@@ -59,7 +59,7 @@ def explain_rows(
     assert feature.source is not None and feature.entity is not None and feature.agg is not None
     source = defs.sources[feature.source]
     key_cols = list(source.keys[feature.entity])
-    rows = normalised.filter(_key_match(normalised, key_cols, key_values))
+    rows = normalised.filter(key_match(normalised, key_cols, key_values))
     counts: dict[str, int] = {}
     if feature.where:
         keep = rows.select(compile_expr(feature.where).fill_null(False)).to_series()

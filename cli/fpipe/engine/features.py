@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -202,18 +202,62 @@ class EntityFeatures:
             value = pl.select(pl.when(found_s).then(vals).otherwise(None)).to_series()
             return value, found_s.cast(pl.Int64), dtype
 
-        res = K.pairs(
-            sp,
-            ev,
-            ["_kid"],
-            agg,
-            condition=K.window_condition(defs.feature_cutoff(feature), window, hop),
-            has_value=has_value,
-            k=feature.k,
-            ddof=feature.ddof,
-        )
+        condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
+        if agg in ("min", "max") and hop is None and value_dtype.is_numeric():
+            return self._extreme(group, feature, agg, window, inclusive, condition, dtype)
+        res = K.pairs(sp, ev, ["_kid"], agg, condition=condition, has_value=has_value, k=feature.k, ddof=feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
+
+    def _extreme(
+        self,
+        group: _EventGroup,
+        feature: FeatureSpec,
+        agg: str,
+        window: timedelta | None,
+        inclusive: bool,
+        condition: K.CondBuilder,
+        dtype: pl.DataType,
+    ) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        """min / max. Without a window: a running extreme in visibility order, read with one as-of lookup.
+
+        With a window: a rolling extreme over event time (spine instants as markers), which is exact for
+        every spine row with no *pending* row (event time inside the window but not yet visible at t);
+        the few spine rows that have one are recomputed with the pairs kernel.
+        """
+        sp = self.es.sorted
+        ev = group.events
+        t = pl.col(K.T)
+        if window is None:
+            running = pl.col("_v").cum_max() if agg == "max" else pl.col("_v").cum_min()
+            table = ev.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_x"))
+            hit = K.lookup(sp, t, table, "_vis", inclusive)
+            n = hit.get_column("_x").is_not_null().cast(pl.Int64)
+            return hit.get_column("_x"), n, dtype
+        # exact visible count n, and the count by event time alone: pending = by_time - n
+        plus = K.lookup(sp, t, self._prefix(group, "_vis", window, False), "_vis", inclusive)
+        minus = K.lookup(sp, t - pl.lit(window), self._prefix(group, "_et", window, False), "_et", inclusive)
+        n, _ = K.cumulative_from_tables(plus, minus, "count", None)
+        et_table = self._prefix(group, "_et", None, False)
+        by_time, _ = K.cumulative_from_tables(
+            K.lookup(sp, t, et_table, "_et", inclusive), K.lookup(sp, t - pl.lit(window), et_table, "_et", inclusive), "count", None
+        )
+        markers = sp.select("_kid", pl.col(K.T).alias("_time"), pl.lit(None, ev.schema["_v"]).alias("_v"), pl.col(K.ROW))
+        events = ev.select("_kid", pl.col("_et").alias("_time"), "_v", pl.lit(None, pl.Int64).alias(K.ROW))
+        both = pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
+        roll = pl.col("_v").rolling_max_by if agg == "max" else pl.col("_v").rolling_min_by
+        closed: Literal["left", "right"] = "right" if inclusive else "left"
+        rolled = both.with_columns(roll("_time", window_size=window, closed=closed, min_samples=1).over("_kid").alias("_x"))
+        at_markers = rolled.filter(pl.col(K.ROW).is_not_null()).select(K.ROW, "_x")
+        value = sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left").get_column("_x")
+        pending = (by_time - n) > 0
+        if pending.any():
+            rows = sp.filter(pending)
+            res = K.pairs(rows, ev, ["_kid"], agg, condition=condition, has_value=True)
+            fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left").get_column(K.VAL)
+            value = pl.select(pl.when(pending).then(fixed).otherwise(value)).to_series()
+        value = pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series()
+        return value.cast(dtype), n, dtype
 
     def label(self, label: LabelSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         assert label.source and label.entity and label.horizon is not None
