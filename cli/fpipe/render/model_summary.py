@@ -60,7 +60,7 @@ def format_models_list(rows: Sequence[Mapping[str, Any]]) -> str:
             f"{r['model']:<24} {r['version']:<8} {'*' if r['current'] else '':<8} {str(r['created_at']):<21} "
             f"{str(r['primary_metric']):<8} {_f(r['test']):>8} {_f(r['baseline']):>9} {'yes' if r['passed'] else 'no':<6}"
         )
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def format_compare(result: Mapping[str, Any]) -> str:
