@@ -4,6 +4,7 @@ every objective kind, gates, and the immutable export."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -184,6 +185,8 @@ def test_cli_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert sorted(p.name for p in vdir.iterdir()) == [
         "calibration.svg", "importance.svg", "metadata.json", "model.ubj", "model_card.md", "pr.svg", "roc.svg",
     ]
+    for svg in vdir.glob("*.svg"):
+        assert ET.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     meta = json.loads((vdir / "metadata.json").read_text())
     assert [f["name"] for f in meta["features"]] == ["x_last", "country", "n_events_30d"]
     assert meta["features"][1]["categories"] == ["DE", "FR", "US"]

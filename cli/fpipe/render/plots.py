@@ -27,7 +27,9 @@ def _polyline(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray
     return f'<polyline fill="none" stroke="{color}" stroke-width="1.8"{extra} points="{pts}"/>'
 
 
-def _frame(title: str, xlabel: str, ylabel: str, body: list[str], legend: Sequence[tuple[str, str]] = ()) -> str:
+def _frame(
+    title: str, xlabel: str, ylabel: str, body: list[str], legend: Sequence[tuple[str, str]] = (), legend_bottom: bool = False
+) -> str:
     x0, y0 = _xy(0, 0)
     x1, y1 = _xy(1, 1)
     out = [
@@ -50,7 +52,7 @@ def _frame(title: str, xlabel: str, ylabel: str, body: list[str], legend: Sequen
     )
     out.extend(body)
     for i, (label, color) in enumerate(legend):
-        ly = y1 + 14 + 14 * i
+        ly = (y0 - 8 - 14 * (len(legend) - 1 - i)) if legend_bottom else (y1 + 14 + 14 * i)
         out.append(f'<line x1="{x1 - 120:.1f}" y1="{ly - 4:.1f}" x2="{x1 - 104:.1f}" y2="{ly - 4:.1f}" stroke="{color}" stroke-width="2"/>')
         out.append(f'<text x="{x1 - 100:.1f}" y="{ly:.1f}" {FONT}>{escape(label)}</text>')
     out.append("</svg>")
@@ -59,7 +61,7 @@ def _frame(title: str, xlabel: str, ylabel: str, body: list[str], legend: Sequen
 
 def roc_svg(fpr: np.ndarray, tpr: np.ndarray, auc: float) -> str:
     body = [_polyline([0, 1], [0, 1], GREY, dash=True), _polyline(fpr, tpr, BLUE)]
-    return _frame("ROC (test)", "false positive rate", "true positive rate", body, [(f"model AUC {auc:.3f}", BLUE), ("baseline 0.5", GREY)])
+    return _frame("ROC (test)", "false positive rate", "true positive rate", body, [(f"model AUC {auc:.3f}", BLUE), ("baseline 0.5", GREY)], legend_bottom=True)
 
 
 def pr_svg(recall: np.ndarray, precision: np.ndarray, pr_auc: float, prior: float) -> str:
@@ -75,7 +77,7 @@ def calibration_svg(table: Sequence[Mapping[str, float]]) -> str:
     for x, y in zip(xs, ys, strict=True):
         cx, cy = _xy(x, y)
         body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{BLUE}"/>')
-    return _frame("Calibration (test)", "mean predicted probability", "observed rate", body, [("model", BLUE), ("perfect", GREY)])
+    return _frame("Calibration (test)", "mean predicted probability", "observed rate", body, [("model", BLUE), ("perfect", GREY)], legend_bottom=True)
 
 
 def scatter_svg(actual: np.ndarray, predicted: np.ndarray, max_points: int = 600) -> str:
