@@ -37,7 +37,9 @@ demo: $(STAMP)
 	bash scripts/demo.sh
 
 skew-report: $(STAMP)
-	$(FPIPE) skew-report --defs feature_defs/shop
+	$(PY) scripts/simulate_serving.py
+	$(FPIPE) skew-report fraud_v1 --format html --out out/skew-report.html --samples-out out/skew-mismatches.parquet || test $$? -eq 1
+	$(FPIPE) skew-report fraud_v1 || test $$? -eq 1   # exit 1 = skew found (the simulator injects faults)
 
 train: $(STAMP)
 	$(FPIPE) train flights_delay_xgb --defs feature_defs/flights

@@ -98,7 +98,7 @@ def test_ingestion_lag_is_found_with_its_size(world: World) -> None:
     assert d is not None and d.cause == "ingestion_lag"
     assert d.parameters["source"] == "tx" and d.parameters["lag_seconds"] == 30
     assert d.match_rate_after == pytest.approx(1.0)
-    assert d.evidence.startswith("with a 30s lag on source tx the match rate rises from ")
+    assert d.evidence.startswith("with an extra 30s lag on source tx the match rate rises from ")
 
 
 def test_inclusive_boundary_is_found(world: World) -> None:

@@ -41,7 +41,8 @@ from fpipe.spec.durations import format_duration
 class Overrides:
     """What to change when recomputing offline values."""
 
-    source_lags: Mapping[str, timedelta] = field(default_factory=dict)  # extra availability lag per source
+    source_lags: Mapping[str, timedelta] = field(default_factory=dict)  # extra availability delay per source,
+    # on top of its available_time (or its declared lag)
     cutoff: str | None = None  # 'inclusive' | 'exclusive' for every feature
     time_shift: timedelta = timedelta(0)  # recompute at t + time_shift
 
@@ -53,6 +54,8 @@ Recompute = Callable[[pl.DataFrame, list[str], Overrides], pl.DataFrame]
 class FeatureOrigin:
     sources: tuple[str, ...] = ()  # sources the feature reads (a derived feature: its dependencies')
     cutoff: str = "exclusive"  # its effective cutoff
+    agg: str | None = None  # its aggregation (None: derived)
+    keys: tuple[str, ...] = ()  # key columns of its entity in the log (default: every key column)
 
 
 PRIORITY = ("cutoff_boundary", "ingestion_lag", "time_shift", "null_filling", "scale", "offset", "stale_value")
@@ -125,18 +128,26 @@ class _Sample:
         return float((w * m.cast(pl.Float64).fill_null(0.0)).sum()) / self.weight_total if self.weight_total else 0.0
 
 
-def _stale_columns(j: Joined, features: Sequence[str]) -> list[pl.Expr]:
-    if not j.keys:
-        return []
-    exprs = [pl.col(j.time_col).shift(k).over(j.keys).alias(f"_prevt{k}") for k in range(1, STALE_DEPTH + 1)]
+def _stale_columns(j: Joined, features: Sequence[str], origins: Mapping[str, FeatureOrigin]) -> list[pl.Expr]:
+    """Per feature, the offline value and time of the k-th previous request of the same entity."""
+    exprs: list[pl.Expr] = []
     for f in features:
-        exprs += [pl.col(offline_col(f)).shift(k).over(j.keys).alias(f"_prev{k}_{f}") for k in range(1, STALE_DEPTH + 1)]
+        keys = list(origins.get(f, FeatureOrigin()).keys or j.keys)
+        if not keys:
+            continue
+        for k in range(1, STALE_DEPTH + 1):
+            exprs += [
+                pl.col(offline_col(f)).shift(k).over(keys).alias(f"_prev{k}_{f}"),
+                pl.col(j.time_col).shift(k).over(keys).alias(f"_prevt{k}_{f}"),
+            ]
     return exprs
 
 
-def _draw_sample(j: Joined, features: Sequence[str], max_rows: int, seed: int) -> _Sample:
+def _draw_sample(
+    j: Joined, features: Sequence[str], max_rows: int, seed: int, origins: Mapping[str, FeatureOrigin]
+) -> _Sample:
     cov = j.frame.filter(pl.col(COVERED))
-    extra = _stale_columns(j, features)
+    extra = _stale_columns(j, features, origins)
     if extra:
         cov = cov.with_columns(extra)
     n = cov.height
@@ -162,7 +173,7 @@ def _match(j: Joined, f: str, s: pl.Expr, o: pl.Expr) -> pl.Expr:
     return match_expr(s, o, j.kinds[f], th.atol, max(th.rtol, 1e-6))
 
 
-def _transform_candidates(j: Joined, f: str, smp: _Sample, before: float) -> list[Candidate]:
+def _transform_candidates(j: Joined, f: str, smp: _Sample, before: float, origin: FeatureOrigin) -> list[Candidate]:
     fr = smp.frame
     kind = j.kinds[f]
     s, o, m = pl.col(served_col(f)), pl.col(offline_col(f)), pl.col(match_col(f))
@@ -191,6 +202,12 @@ def _transform_candidates(j: Joined, f: str, smp: _Sample, before: float) -> lis
             if math.isfinite(d) and d != 0:
                 add("offset", f"offline values {'+' if d > 0 else '-'} {abs(d):g}", m | _match(j, f, s, o + d),
                     {"offset": d})
+                if d == 1 and origin.agg in ("count", "count_distinct"):
+                    # a count one too high: the scored event itself is counted, an inclusive boundary
+                    rate = out[-1].match_rate
+                    out.append(Candidate("cutoff_boundary", "an inclusive boundary that counts the scored event "
+                                         "itself (served = offline + 1)", rate, out[-1].explained,
+                                         {"cutoff": "inclusive", "counts_scored_event": True}))
     o_missing = o.is_null() | (o.is_nan().fill_null(False) if kind == "numeric" else pl.lit(False))
     s_missing = s.is_null() | (s.is_nan().fill_null(False) if kind == "numeric" else pl.lit(False))
     filled = bad.filter(o_missing & ~s_missing)
@@ -208,16 +225,18 @@ def _transform_candidates(j: Joined, f: str, smp: _Sample, before: float) -> lis
         else:
             add("null_filling", "served null where offline has a value (failed lookups?)", m | (s_missing & ~o_missing),
                 {"offline_for_null": None})
-    if j.keys and f"_prev1_{f}" in fr.columns:
-        hits = [_match(j, f, s, pl.col(f"_prev{k}_{f}")) & pl.col(f"_prev{k}_{f}").is_not_null()
+    if f"_prev1_{f}" in fr.columns:
+        hits = [_match(j, f, s, pl.col(f"_prev{k}_{f}")) & pl.col(f"_prevt{k}_{f}").is_not_null()
                 for k in range(1, STALE_DEPTH + 1)]
         stale = ~m & pl.any_horizontal(hits)
-        age = pl.coalesce([pl.when(h).then(pl.col(j.time_col) - pl.col(f"_prevt{k}")) for k, h in enumerate(hits, 1)])
+        age = pl.coalesce(
+            [pl.when(h).then(pl.col(j.time_col) - pl.col(f"_prevt{k}_{f}")) for k, h in enumerate(hits, 1)]
+        )
         ages = fr.filter(stale).select(age.alias("_age")).to_series()
         if ages.len():
             med = ages.dt.total_microseconds().median()
             med_td = timedelta(microseconds=int(med)) if med is not None else timedelta(0)  # type: ignore[arg-type]
-            key_word = "+".join(j.keys)
+            key_word = "+".join(origin.keys or j.keys)
             add("stale_value",
                 f"served values equal the offline value of an earlier request of the same {key_word} "
                 f"(median {format_duration(timedelta(seconds=round(med_td.total_seconds())))} older)",
@@ -284,9 +303,9 @@ def diagnose(
             targets.append(fs.name)
     if not targets:
         return
-    smp = _draw_sample(j, targets, max_rows, seed)
+    smp = _draw_sample(j, targets, max_rows, seed, origins)
     before = {f: smp.rate(pl.col(match_col(f))) for f in targets}
-    cands: dict[str, list[Candidate]] = {f: _transform_candidates(j, f, smp, before[f]) for f in targets}
+    cands = {f: _transform_candidates(j, f, smp, before[f], origins.get(f, FeatureOrigin())) for f in targets}
 
     if recompute is not None:
         # cutoff boundary: one recompute per cutoff value
@@ -331,8 +350,8 @@ def diagnose(
             title = CAUSE_TITLES[best.cause]
             evidence = f"with {best.description} the match rate rises from {_pct(exact_before)} to {_pct(best.match_rate)}"
             if best.cause == "stale_value":
-                evidence = (f"{best.description}: the match rate would rise from {_pct(exact_before)} to "
-                            f"{_pct(best.match_rate)}")
+                evidence = (f"counting a served value equal to an earlier request's offline value as a match, "
+                            f"the match rate rises from {_pct(exact_before)} to {_pct(best.match_rate)}")
             fs.diagnosis = Diagnosis(best.cause, f"{title}: {best.description}", evidence, exact_before,
                                      best.match_rate, best.parameters, ordered, smp.frame.height, smp.sampled)
         else:
@@ -381,7 +400,7 @@ def _sweep_lag(
             continue
         best_rate = max(r for _, r in rates)
         lag = min(lg for lg, r in rates if r >= best_rate - 1e-12)
-        cands[f].append(_cand("ingestion_lag", f"a {format_duration(lag)} lag on source {src}", best_rate, before[f],
+        cands[f].append(_cand("ingestion_lag", f"an extra {format_duration(lag)} lag on source {src}", best_rate, before[f],
                               {"source": src, "lag_seconds": lag.total_seconds(),
                                "sweep": {format_duration(lg): r.get(f) for lg, r in sorted(tried.items())}}))
 

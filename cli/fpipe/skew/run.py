@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -40,7 +41,9 @@ class SkewOptions:
     seed: int = 0
 
 
-def feature_origins(defs: Definitions, features: Sequence[str]) -> dict[str, FeatureOrigin]:
+def feature_origins(
+    defs: Definitions, features: Sequence[str], keys: Mapping[str, tuple[str, ...]] | None = None
+) -> dict[str, FeatureOrigin]:
     """The sources each feature reads (through its dependencies) and its effective cutoff."""
     from fpipe.engine.build import feature_closure
 
@@ -50,7 +53,10 @@ def feature_origins(defs: Definitions, features: Sequence[str]) -> dict[str, Fea
         sources = tuple(dict.fromkeys(d.source for d in deps if d.source and defs.sources[d.source].event_time))
         cutoffs = {defs.feature_cutoff(d).value for d in deps}
         cutoff = cutoffs.pop() if len(cutoffs) == 1 else defs.cutoff.value
-        out[f] = FeatureOrigin(sources, cutoff)
+        agg = defs.features[f].agg if not defs.features[f].is_derived else None
+        entities = list(dict.fromkeys(d.entity for d in deps if d.entity))
+        cols = tuple(c for e in entities for c in (keys or {}).get(e, ()))
+        out[f] = FeatureOrigin(sources, cutoff, agg, cols)
     return out
 
 
@@ -99,7 +105,11 @@ def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Jo
         sp = spine
         if ov.time_shift:
             sp = sp.with_columns(pl.col(log.time_col) + ov.time_shift)
-        overrides = {src: {"lag": lag} for src, lag in ov.source_lags.items()} or None
+        # extra delay: on top of the declared lag (a source without available_time), else of available_time
+        overrides = {
+            src: {"lag": lag + (defs.sources[src].lag if defs.sources[src].available_time is None else timedelta(0))}
+            for src, lag in ov.source_lags.items()
+        } or None
         out = project.compute_features(
             features, sp, log.time_col, log.keys, source_overrides=overrides, cutoff=ov.cutoff, where=log.path,
             sources=frames,
@@ -115,7 +125,7 @@ def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Jo
     )
     report.notes[:0] = log.notes
     if opts.diagnose:
-        diagnose(joined, report, compute, feature_origins(defs, log.features), max_rows=opts.diagnosis_rows,
+        diagnose(joined, report, compute, feature_origins(defs, log.features, log.keys), max_rows=opts.diagnosis_rows,
                  seed=opts.seed)
     attach_plots(joined, report, seed=opts.seed)
     return report, joined, log
