@@ -129,3 +129,26 @@ def test_features_built_from_other_definitions_are_refused(
 def test_unknown_model_and_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "score", "nope", "--input", "x.parquet", "--out", "y.parquet", "--models-dir", str(tmp_path))
     assert code == 2 and err == f"error: no model 'nope' in {tmp_path}\n  hint: train it first: fpipe train nope\n"
+
+
+@pytest.mark.slow
+def test_multiclass_and_regression_predictions(tmp_path: Path) -> None:
+    from fpipe.train.score import score_frame
+
+    for objective, kind in (("multi:softprob", "multiclass"), ("reg:squarederror", "regression")):
+        frame = make_frame(n=1500, kind=kind)
+        s = spec(objective=objective)
+        trained = train_model(s, frame, "ts", FEATURES, "label", label_spec=LABEL)
+        export_model(
+            tmp_path / kind, trained, s, training_set="s", spine_time_col="ts", key_columns=["user_id"], label="label",
+            label_dtype=str(frame.schema["label"]), manifest=None,
+        )
+        out, warnings = score_frame(load_model(tmp_path / kind, "m", "v1"), frame.drop("label"), "x")
+        assert warnings == []
+        if kind == "multiclass":
+            assert out.columns == ["user_id", "ts", "prediction", "proba_high", "proba_low", "proba_mid"]
+            probs = out.select(pl.col("^proba_.*$")).to_numpy()
+            assert np.allclose(probs.sum(axis=1), 1.0)
+            assert set(out["prediction"].unique()) <= {"high", "low", "mid"}
+        else:
+            assert out.columns == ["user_id", "ts", "prediction"] and out["prediction"].dtype == pl.Float64

@@ -343,6 +343,11 @@ def train_model(
     base = baseline_prediction(kind, y[split.train], len(split.test), n_classes)
     base_metrics = M.metrics_for(kind, y_test, base)
     single, warnings = smell_leakage(kind, x, y, split, contract)
+    if (label_spec is None or label_spec.horizon is None) and "gap" not in spec.split:
+        warnings.append(
+            f"label '{label}' has no horizon (it comes from the spine), so the purge gap is 0; "
+            f"if it looks into the future, set split.gap on model '{spec.name}' to how far it looks"
+        )
     if kind == "binary" and len(np.unique(y_test)) < 2:
         warnings.append("the test period holds only one class: AUC is undefined; move split.test_start earlier")
 
