@@ -54,8 +54,9 @@ def explain_rows(
     t: datetime | None,
     key_values: Sequence[Any],
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The key's source rows with a `_status` (sorted by event time, then availability, then input order)
-    and the count of rows per status (every row of the key counted once)."""
+    """The key's source rows worth listing (every status but `outside window`, `after t`), with a `_status`,
+    sorted by event time, then availability, then input order; and the count of every row of the key per
+    status (each row counted once)."""
     assert feature.source is not None and feature.entity is not None and feature.agg is not None
     source = defs.sources[feature.source]
     key_cols = list(source.keys[feature.entity])
@@ -103,9 +104,11 @@ def explain_rows(
     )
     frame = frame.with_columns(status.alias(STATUS)).drop("_in", "_in_et")
     if ordered:
-        cands = frame.filter(pl.col(STATUS) == "candidate").sort(["_et", "_avail", "_pos"])
+        cands = frame.filter(pl.col(STATUS) == "candidate")
         if cands.height:
-            win = cands.row(-1 if agg in ("latest", "last", "time_since_last") else 0, named=True)
+            by = ["_et", "_avail", "_pos"]
+            latest = agg in ("latest", "last", "time_since_last")
+            win = (cands.top_k(1, by=by) if latest else cands.bottom_k(1, by=by)).row(0, named=True)
             label = "won"
             if agg == "latest" and feature.ttl is not None and t - win["_et"] > feature.ttl:
                 label = "won, too old"
@@ -116,11 +119,12 @@ def explain_rows(
 
 
 def _finish(frame: pl.DataFrame, counts: dict[str, int]) -> tuple[pl.DataFrame, dict[str, int]]:
-    frame = frame.sort(["_et", "_avail", "_pos"], nulls_last=True)
+    """Count every status; keep (sorted) only the rows worth listing."""
     vc = frame.get_column(STATUS).value_counts()
     for status, n in vc.iter_rows():
         counts[status] = counts.get(status, 0) + int(n)
     ordered_counts = {s: counts[s] for s in ORDER if s in counts}
+    frame = frame.filter(pl.col(STATUS).is_in(list(LISTED))).sort(["_et", "_avail", "_pos"], nulls_last=True)
     return frame, ordered_counts
 
 

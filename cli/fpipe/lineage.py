@@ -1,0 +1,229 @@
+"""`fpipe explain`: the features of one entity at one instant, and the source rows behind each value.
+
+The values come from `Project.compute_features` on a one-row spine -- the engine backfill runs, on the
+same checked sources -- so they equal backfill's row for that key and time. The rows come from
+engine/explain.py, which filters the normalised source with the feature's rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from fpipe.engine import build as B
+from fpipe.engine.explain import explain_rows, key_match, listed
+from fpipe.engine.timecols import to_utc
+from fpipe.engine.visibility import normalise_source
+from fpipe.errors import Diagnostic, UsageError
+from fpipe.io.sources import display_path
+from fpipe.spec.expr import parse_expr, referenced_names
+from fpipe.spec.model import FeatureSpec, SourceSpec
+
+if TYPE_CHECKING:
+    from fpipe.project import Project
+
+TIME_COL = "_at"
+
+
+@dataclass
+class FeatureExplanation:
+    name: str
+    value: Any
+    spec: FeatureSpec
+    rows: pl.DataFrame | None = None  # listed source rows with `_status` (None for derived features)
+    counts: dict[str, int] = field(default_factory=dict)  # rows per status
+    depends_on: list[str] = field(default_factory=list)  # derived features
+
+
+@dataclass
+class Explanation:
+    at: datetime  # UTC
+    keys: dict[str, Any]
+    training_set: str | None
+    features: list[FeatureExplanation]
+    skipped: dict[str, str] = field(default_factory=dict)  # feature -> why it is not explained
+
+    def values(self) -> dict[str, Any]:
+        return {f.name: f.value for f in self.features}
+
+
+def parse_keys(pairs: Sequence[str], project: Project) -> dict[str, str]:
+    """`user_id=42` (an entity's key column) or `user=42` (an entity with one key) -> {key column: text}."""
+    defs = project.defs
+    out: dict[str, str] = {}
+    known = {k for e in defs.entities.values() for k in e.keys}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--key: expected COLUMN=VALUE, got '{pair}'", hint="e.g. --key user_id=42")
+        name, value = pair.split("=", 1)
+        name = name.strip()
+        if name not in known and name in defs.entities and len(defs.entities[name].keys) == 1:
+            name = defs.entities[name].keys[0]
+        if name not in known:
+            from fpipe.spec.suggest import did_you_mean, one_of
+
+            raise UsageError(f"--key: '{name}' is not an entity key", hint=did_you_mean(name, known) or one_of(sorted(known)))
+        out[name] = value
+    return out
+
+
+def parse_instant(text: str, timezone: str) -> datetime:
+    """ISO 8601; naive values are read in the project's timezone (date-only: midnight there)."""
+    frame = pl.DataFrame({"at": [text]})
+    try:
+        value = to_utc(frame, "at", tz=timezone, where="--at").get_column("at")[0]
+    except Exception:
+        value = None
+    if value is None:
+        raise UsageError(f"--at: cannot parse '{text}' as a date or time", hint="use ISO 8601, e.g. 2024-03-01T12:00:00Z")
+    assert isinstance(value, datetime)
+    return value
+
+
+def _cast_key(value: str, dtype: pl.DataType, column: str) -> Any:
+    cast = pl.Series([value.strip()]).cast(dtype, strict=False)[0]
+    if cast is None:
+        raise UsageError(f"--key: '{value}' is not a valid {dtype} for '{column}'")
+    return cast
+
+
+def explain_features(
+    project: Project,
+    at: str | datetime,
+    keys: Mapping[str, str],
+    *,
+    training_set: str | None = None,
+    features: Sequence[str] | None = None,
+    limit: int | None = 50,
+    sources: Mapping[str, pl.DataFrame] | None = None,
+) -> Explanation:
+    """`sources`: frames already read and checked (`Project.source_frames_for`), to explain many rows fast."""
+    defs = project.defs
+    if features:
+        unknown = [f for f in features if f not in defs.features]
+        if unknown:
+            from fpipe.spec.suggest import did_you_mean, one_of
+
+            raise UsageError(f"unknown feature '{unknown[0]}'", hint=did_you_mean(unknown[0], defs.features) or one_of(defs.features))
+        names = list(features)
+    elif training_set is not None:
+        project.training_set_inputs(training_set)  # unknown set -> one clear error
+        names = list(defs.training_sets[training_set].features)
+    else:
+        names = list(defs.features)
+    t = at if isinstance(at, datetime) else parse_instant(at, defs.timezone)
+    # which features can be explained with the keys given
+    ok: list[str] = []
+    skipped: dict[str, str] = {}
+    for n in names:
+        closure = B.feature_closure(defs, [n])
+        ents = {defs.features[d].entity for d in closure if not defs.features[d].is_derived}
+        missing = [k for e in ents if e for k in defs.entities[e].keys if k not in keys]
+        if missing:
+            skipped[n] = f"needs --key {missing[0]}=..."
+        else:
+            ok.append(n)
+    if features and skipped:
+        name, why = next(iter(skipped.items()))
+        raise UsageError(f"feature '{name}' {why}")
+    if not ok:
+        raise UsageError(
+            "no feature can be explained with these keys",
+            hint="pass the entity keys the features use, e.g. " + ", ".join(sorted(set(skipped.values()))[:3]),
+        )
+    frames = dict(sources) if sources is not None else project.source_frames_for(ok)
+    needed = B.feature_closure(defs, ok)
+    base = [defs.features[n] for n in needed if not defs.features[n].is_derived]
+    entities = {f.entity for f in base if f.entity}
+    # key values typed like the source columns they are compared with
+    typed: dict[str, Any] = {}
+    for f in base:
+        assert f.source is not None and f.entity is not None
+        for ecol, scol in zip(defs.entities[f.entity].keys, defs.sources[f.source].keys[f.entity], strict=True):
+            if ecol not in typed:
+                typed[ecol] = _cast_key(keys[ecol], frames[f.source].schema[scol], ecol)
+    spine = pl.DataFrame({TIME_COL: [t], **{k: [v] for k, v in typed.items()}})
+    keymap = {e: tuple(defs.entities[e].keys) for e in entities}
+    values = project.compute_features(needed, spine, TIME_COL, keymap, sources=frames, where="--at/--key").row(0, named=True)
+    normalised: dict[tuple[str, str], pl.DataFrame] = {}
+    out: list[FeatureExplanation] = []
+    for n in needed:
+        feat = defs.features[n]
+        value = values[n]
+        if feat.is_derived:
+            assert feat.expr is not None
+            deps = [d for d, _ in referenced_names(parse_expr(feat.expr))]
+            out.append(FeatureExplanation(n, value, feat, None, {}, deps))
+            continue
+        assert feat.source is not None and feat.entity is not None
+        src = defs.sources[feat.source]
+        kv = [typed[c] for c in defs.entities[feat.entity].keys]
+        if (feat.source, feat.entity) not in normalised:
+            normalised[(feat.source, feat.entity)] = _key_rows(frames[feat.source], src, feat.entity, kv, defs.timezone)
+        rows, counts = explain_rows(defs, feat, normalised[(feat.source, feat.entity)], t, kv)
+        cols = [*src.keys[feat.entity], *(c for c in (src.event_time, src.available_time, feat.column) if c)]
+        if feat.where:
+            cols.extend(d for d, _ in referenced_names(parse_expr(feat.where)))
+        out.append(FeatureExplanation(n, value, feat, listed(rows, cols, limit), counts))
+    order = {n: i for i, n in enumerate(names)}
+    out.sort(key=lambda f: order.get(f.name, -1))  # dependencies not asked for first, then the order asked
+    return Explanation(t, typed, training_set, out, skipped)
+
+
+def _key_rows(frame: pl.DataFrame, src: SourceSpec, entity: str, values: Sequence[Any], tz: str) -> pl.DataFrame:
+    """The normalised rows of one key; `_pos` stays the position in the whole source."""
+    raw = frame.with_row_index("_p0").filter(key_match(frame, src.keys[entity], values))
+    norm, _ = normalise_source(raw.drop("_p0"), src, tz, where=display_path(src.path))
+    return norm.with_columns(raw.get_column("_p0").alias("_pos"))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, timedelta):
+        return v.total_seconds()
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def explanation_json(ex: Explanation) -> dict[str, Any]:
+    from fpipe.spec.durations import format_duration
+
+    feats = []
+    for f in ex.features:
+        s = f.spec
+        item: dict[str, Any] = {"feature": f.name, "value": _jsonable(f.value)}
+        if f.rows is None:
+            item.update({"expr": s.expr, "depends_on": f.depends_on})
+        else:
+            item.update(
+                {
+                    "source": s.source,
+                    "agg": s.agg,
+                    "column": s.column,
+                    "window": format_duration(s.window) if s.window else None,
+                    "ttl": format_duration(s.ttl) if s.ttl else None,
+                    "where": s.where,
+                    "counts": f.counts,
+                    "rows": [{k: _jsonable(v) for k, v in r.items()} for r in f.rows.iter_rows(named=True)],
+                }
+            )
+        feats.append(item)
+    return {
+        "at": ex.at.isoformat(),
+        "keys": {k: _jsonable(v) for k, v in ex.keys.items()},
+        "training_set": ex.training_set,
+        "features": feats,
+        "skipped": ex.skipped,
+    }
+
+
+def diagnostics_for_skipped(ex: Explanation) -> list[Diagnostic]:
+    return [Diagnostic(f"feature '{n}' not explained: {why}", severity="note") for n, why in ex.skipped.items()]
