@@ -8,8 +8,10 @@ A `Diagnostic` is one located message, rendered compiler style:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -83,6 +85,15 @@ class ChecksFailed(FpipeError):
     """Data checks, a skew gate or a model gate failed (exit 1)."""
 
     exit_code = ExitCode.CHECKS_FAILED
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path relative to the working directory when it is below it (for messages)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
 
 
 def data_error(file: str, message: str, hint: str | None = None) -> DataError:

@@ -344,8 +344,8 @@ def censor_mask(spine: pl.DataFrame, label: LabelSpec, source_frame: pl.DataFram
     observed = label.observed_until or source.observed_until
     if observed is None:
         max_et = source_frame.get_column("_et").max()
-        if max_et is None:  # an empty label source has no observed end: nothing to censor against
-            return pl.Series("_censored", [False] * spine.height, dtype=pl.Boolean)
+        if max_et is None:  # no event at all: the latest event is -infinity, every window ends after it
+            return spine.select(pl.col(K.T).is_not_null().alias("_censored")).to_series()
         observed_expr = pl.lit(max_et)
     else:
         observed_expr = pl.lit(observed).cast(pl.Datetime("us", "UTC"))

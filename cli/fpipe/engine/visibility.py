@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from fpipe.engine.timecols import UTC_US, to_utc
+from fpipe.errors import display_path
 from fpipe.spec.model import Cutoff, SourceSpec
 
 STATIC_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)  # event time of every row of a static table
@@ -41,7 +42,7 @@ def visible(t: pl.Expr, cutoff: Cutoff, vis: str = "_vis") -> pl.Expr:
 def normalise_source(
     frame: pl.DataFrame, source: SourceSpec, project_tz: str, where: str | None = None
 ) -> tuple[pl.DataFrame, SourceStats]:
-    where = where or source.path
+    where = where or display_path(source.path)
     tz = source.timezone or project_tz
     stats = SourceStats(rows=frame.height)
     frame = frame.with_row_index("_pos")

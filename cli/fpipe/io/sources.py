@@ -15,18 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from fpipe.errors import DataError, Diagnostic
+from fpipe.errors import DataError, Diagnostic, display_path
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson"}
-
-
-def display_path(path: str | Path) -> str:
-    """A path relative to the working directory when it is below it (for messages)."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
 
 
 def resolve_files(path: str) -> tuple[list[str], bool]:
