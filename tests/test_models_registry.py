@@ -90,6 +90,9 @@ def test_list_and_compare(trained_registry: tuple[Path, Path], capsys: pytest.Ca
         ("m", "v1", True, True), ("m", "v2", False, False),
     ]
     assert rows[0]["primary_metric"] == "auc" and rows[0]["test"] > 0.75 and rows[0]["baseline"] == 0.5
+    code, out, _ = cli(capsys, "models", "show", "m", "--models-dir", d)
+    assert code == 0 and out.startswith("# Model card: m v1\n")
+    assert cli(capsys, "models", "show", "m", "v2", "--models-dir", d)[1].startswith("# Model card: m v2\n")
     code, out, _ = cli(capsys, "models", "list", "--models-dir", d)
     assert code == 0 and out.splitlines()[1].startswith("m                        v1       *")
 

@@ -39,6 +39,18 @@ def list_(
         typer.echo(format_models_list(rows))
 
 
+@models_app.command("show")
+def show(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str | None = typer.Argument(None, help="Version (default: the current one, else the latest)."),
+    models_dir: Path = MODELS_DIR,
+) -> None:
+    """Print a version's model card (model_card.md)."""
+    from fpipe.train.registry import card_path
+
+    typer.echo(card_path(models_dir, name, version).read_text(), nl=False)
+
+
 @models_app.command("promote")
 def promote(
     ctx: typer.Context,

@@ -203,6 +203,16 @@ def resolve_version(models_dir: Path, name: str, version: str | None) -> str:
     return current
 
 
+def card_path(models_dir: Path, name: str, version: str | None) -> Path:
+    """model_card.md of `version`, else of the current version, else of the latest."""
+    if version is None:
+        version = read_pointer(models_dir, name).version or require_model(models_dir, name)[-1]
+    path = models_dir / name / require_version(models_dir, name, version) / "model_card.md"
+    if not path.exists():
+        raise UsageError(f"{path}: no model card", hint="the version directory is damaged; retrain")
+    return path
+
+
 def load_model(models_dir: Path, name: str, version: str | None = None) -> LoadedModel:
     """Load a version (default: the current one) without executing code: UBJ booster + JSON metadata."""
     import xgboost as xgb
