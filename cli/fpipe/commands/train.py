@@ -30,13 +30,14 @@ def train(
     Exit 1 when the model does not beat the trivial baseline on the test period or misses a gate
     (the version is still written, for inspection; it is never promoted automatically).
     """
+    from fpipe.commands._common import load_project
     from fpipe.errors import ChecksFailed, Diagnostic
     from fpipe.render.model_summary import format_train_summary
     from fpipe.train.pipeline import load_training_input, run_train
     from fpipe.train.registry import clean_json
 
     opts = options(ctx)
-    inp = load_training_input(opts.defs, model, training_set)
+    inp = load_training_input(load_project(opts), model, training_set)
     for note in inp.notes:
         sys.stderr.write(f"note: {note}\n")
     trained, version, path, meta = run_train(inp, models_dir, folds)

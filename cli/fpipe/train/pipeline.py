@@ -99,14 +99,8 @@ class TrainingInput:
     notes: list[str]
 
 
-def load_project(defs_dir: Path) -> Any:
-    from fpipe.project import Project
-
-    return Project.load(defs_dir)
-
-
-def load_training_input(defs_dir: Path, model: str, training_set_file: Path | None) -> TrainingInput:
-    project = load_project(defs_dir)
+def load_training_input(project: Any, model: str, training_set_file: Path | None) -> TrainingInput:
+    """`project`: a fpipe.project.Project."""
     defs: Definitions = project.defs
     spec = find_model(defs, model)
     ts = defs.training_sets.get(spec.training_set)
