@@ -48,9 +48,13 @@ def z_quantile(p: float) -> float:
 
 
 def chi2_quantile(p: float, df: int) -> float:
-    """Chi-square quantile by the Wilson-Hilferty approximation (within ~1% for df >= 1 at p = 0.95)."""
+    """Chi-square quantile: exact for df 1 and 2, else Wilson-Hilferty (within 1% for df >= 3 at p = 0.95)."""
     if df <= 0:
         return 0.0
+    if df == 1:
+        return z_quantile((1.0 + p) / 2.0) ** 2
+    if df == 2:
+        return -2.0 * math.log(1.0 - p)
     z = z_quantile(p)
     a = 2.0 / (9.0 * df)
     return float(df * (1.0 - a + z * math.sqrt(a)) ** 3)
