@@ -154,9 +154,18 @@ class Project:
         start: datetime | None = None,
         end: datetime | None = None,
         progress: B.Progress | None = None,
+        partitions: int | None = None,
+        runner: Any = None,
     ) -> B.BuildResult:
         feats, labels, cols = self.training_set_inputs(name)
         ts = self.defs.training_sets[name]
+        if partitions is not None or runner is not None:  # out-of-core / Dask: fpipe/distributed/
+            from fpipe.distributed.partitioned import build_partitioned
+
+            return build_partitioned(
+                self.defs, name, cols, partitions or 1, spine_path=spine_path, start=start, end=end,
+                runner=runner, progress=progress,
+            )
         spine_spec = self.defs.spines[ts.spine]
         spine_frame = None
         spine_where = None

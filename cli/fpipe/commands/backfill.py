@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -59,6 +60,10 @@ def backfill(
     end: str = typer.Option(None, "--end", help="Keep spine rows before this instant."),
     censored_out: Path = typer.Option(None, "--censored-out", help="Write the spine rows dropped by censoring, with a reason."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    partitions: int | None = typer.Option(None, "--partitions", min=1, help="Hash-partition by entity key and build N partitions one by one (same output)."),
+    memory_limit: str = typer.Option(None, "--memory-limit", help="Choose --partitions from the input size to stay under this, e.g. 4GB."),
+    engine: str = typer.Option("local", "--engine", help="local, or dask (pip install 'fpipe[dask]')."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address for --engine dask, e.g. tcp://HOST:8786."),
 ) -> None:
     from fpipe.commands._common import load_project
     from fpipe.errors import UsageError
@@ -74,9 +79,11 @@ def backfill(
     name = pick_training_set(list(project.defs.training_sets), training_set)
     out = out or Path("out") / f"{name}.{fmt}"
     t0, t1 = _parse_when(start, "--start"), _parse_when(end, "--end")
+    partitions, runner = _scale_options(project, name, spine, partitions, memory_limit, engine, scheduler)
     with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
         result = project.build_training_set(
-            name, spine_path=str(spine) if spine else None, start=t0, end=t1, progress=progress
+            name, spine_path=str(spine) if spine else None, start=t0, end=t1, progress=progress,
+            partitions=partitions, runner=runner,
         )
     write_frame(result.frame, out, fmt)
     manifest = project.manifest(name, result, str(out), ["fpipe", *sys.argv[1:]])
@@ -108,6 +115,34 @@ def write_quarantine(result: object, out: Path) -> str | None:
         return None
     write_frame(checks.quarantine, path)
     return str(path)
+
+
+def _scale_options(
+    project: Any, name: str, spine: Path | None, partitions: int | None, memory_limit: str | None, engine: str, scheduler: str | None
+) -> tuple[int | None, Any]:
+    """--partitions / --memory-limit / --engine / --scheduler -> (partitions or None, runner or None)."""
+    from fpipe.errors import UsageError
+
+    if engine not in ("local", "dask"):
+        raise UsageError(f"--engine: unknown engine '{engine}'", hint="local or dask")
+    if engine == "local" and scheduler:
+        raise UsageError("--scheduler needs --engine dask")
+    runner = None
+    if engine == "dask":
+        if not scheduler:
+            raise UsageError("--engine dask needs --scheduler", hint="e.g. --scheduler tcp://HOST:8786")
+        from fpipe.distributed.dask_engine import make_runner
+
+        runner, workers = make_runner(scheduler)
+        partitions = partitions or max(2, 2 * workers)
+    if memory_limit and partitions is None:
+        from fpipe.distributed.partitioned import input_bytes, parse_size
+        from fpipe.engine.partition import choose_partitions
+
+        _, _, cols = project.training_set_inputs(name)
+        spine_path = str(spine) if spine else project.defs.spines[project.defs.training_sets[name].spine].path
+        partitions = choose_partitions(input_bytes(project.defs, cols, spine_path), parse_size(memory_limit))
+    return partitions, runner
 
 
 def register(app: typer.Typer) -> None:
