@@ -237,12 +237,12 @@ def _feature_drift(
         buckets.append(bd)
     compared = [b for b in buckets if b.status not in (REFERENCE, EMPTY, FEW)]
     drifting_from = None
-    for j, b in enumerate(compared):
+    for j, cb in enumerate(compared):
         if all(c.status == DRIFT for c in compared[j:]):
-            drifting_from = b.start
+            drifting_from = cb.start
             break
-    status = DRIFT if any(b.status == DRIFT for b in compared) else WARN if any(b.status == WARN for b in compared) else OK
-    psis = [b.psi for b in compared if b.psi is not None]
+    status = DRIFT if any(c.status == DRIFT for c in compared) else WARN if any(c.status == WARN for c in compared) else OK
+    psis = [c.psi for c in compared if c.psi is not None]
     return FeatureDrift(name, kind, buckets, drifting_from, status, max(psis) if psis else None)
 
 
