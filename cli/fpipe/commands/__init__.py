@@ -23,6 +23,7 @@ def _load() -> list[ModuleType]:
         "models",
         "explain",
         "drift",
+        "late",
         "init",
     ]
     modules = []

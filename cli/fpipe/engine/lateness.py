@@ -118,15 +118,18 @@ def _f(x: object) -> float | None:
 
 
 def human_seconds(s: float | None) -> str:
-    """1.5 -> '1.5s', 5400 -> '1h30m', None -> '-'."""
+    """1.5 -> '1.5s', 5400 -> '1h30m', 15737 -> '4h22m' (at most two units), None -> '-'."""
     if s is None:
         return "-"
     if abs(s) < 60:
         return f"{s:g}s" if s == int(s) else f"{s:.1f}s"
     sign = "-" if s < 0 else ""
-    s = abs(s)
-    d, rem = divmod(int(round(s)), 86400)
-    h, rem = divmod(rem, 3600)
-    m, sec = divmod(rem, 60)
-    parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else "", f"{sec}s" if sec and not d else ""]
+    rest = int(round(abs(s)))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        q, rest = divmod(rest, size)
+        if q or parts:
+            parts.append(f"{q}{unit}" if q else "")
+        if len(parts) == 2:
+            break
     return sign + ("".join(parts) or "0s")

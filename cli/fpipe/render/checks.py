@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from fpipe.engine.checks import ChecksOutcome
+from fpipe.engine.lateness import LatenessReport, human_seconds
 from fpipe.render.console import make_console
 
 
@@ -38,3 +39,24 @@ def checks_dict(outcome: ChecksOutcome | None, quarantine_path: str | None = Non
     if outcome is None:
         return {"sources": {}, "quarantined": 0, "quarantine_output": None}
     return {"sources": outcome.counts(), "quarantined": outcome.n_quarantined, "quarantine_output": quarantine_path}
+
+
+def render_lateness(reports: list[LatenessReport], *, no_color: bool = False) -> None:
+    """One row per source: lateness quantiles, late share, out-of-order rows, future rows, suggested lag."""
+    console = make_console(no_color=no_color)
+    threshold = human_seconds(reports[0].threshold_s) if reports else "-"
+    table = Table(title="late and out-of-order data (lateness = available - event time)")
+    for col in ("source", "rows", "p50", "p95", "p99", "max", f"> {threshold}", "out of order", "future", "early", "never vis.", "lag"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for r in reports:
+        table.add_row(
+            r.source, f"{r.rows:,}", human_seconds(r.p50_s), human_seconds(r.p95_s), human_seconds(r.p99_s), human_seconds(r.max_s),
+            f"{r.later_than_threshold_share:.1%}", f"{r.out_of_order_share:.1%}", f"{r.future_event_time:,}",
+            f"{r.available_before_event:,}", f"{r.never_visible:,}", (r.suggested_lag if r.has_available_time else None) or "-",
+        )
+    console.print(table)
+    console.print(
+        "out of order: rows whose event time is before an earlier row's (input order); future: event time after now;\n"
+        "early: available before the event time; lag: the p99 lateness rounded up, a fixed `lag:` covering 99% of rows",
+        markup=False,
+    )
