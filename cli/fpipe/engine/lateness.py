@@ -125,7 +125,7 @@ def human_seconds(s: float | None) -> str:
         return f"{s:g}s" if s == int(s) else f"{s:.1f}s"
     sign = "-" if s < 0 else ""
     rest = int(round(abs(s)))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         q, rest = divmod(rest, size)
         if q or parts:
