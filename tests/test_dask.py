@@ -1,0 +1,48 @@
+"""`fpipe backfill --engine dask --scheduler ADDR` against a LocalCluster started outside fpipe: the same
+bytes as the local engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fpipe.app import app
+from fpipe.errors import UsageError
+
+distributed = pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
+
+pytestmark = pytest.mark.slow
+
+from tests.test_partition import project_dir  # noqa: E402,F401  (the multi-entity fixture)
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="2GB"
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def test_dask_engine_output_equals_local(project_dir: Path, scheduler: str, tmp_path: Path) -> None:  # noqa: F811
+    runner = CliRunner()
+    base = ["--defs", str(project_dir / "defs"), "-q", "backfill"]
+    local = tmp_path / "local.parquet"
+    res = runner.invoke(app, [*base, "--out", str(local)])
+    assert res.exit_code == 0, res.output
+    remote = tmp_path / "dask.parquet"
+    res = runner.invoke(app, [*base, "--out", str(remote), "--engine", "dask", "--scheduler", scheduler, "--partitions", "3"])
+    assert res.exit_code == 0, res.output
+    assert remote.read_bytes() == local.read_bytes()
+
+
+def test_dask_engine_needs_a_scheduler(project_dir: Path) -> None:  # noqa: F811
+    res = CliRunner().invoke(app, ["--defs", str(project_dir / "defs"), "backfill", "--engine", "dask"])
+    assert isinstance(res.exception, UsageError)  # exit status 2 through fpipe.app.main
+    assert str(res.exception.diagnostics[0].message) == "--engine dask needs --scheduler"
