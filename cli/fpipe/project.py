@@ -88,9 +88,100 @@ class Project:
         cols.extend(check_columns(src))  # row checks (issue 7) read their columns too
         return list(dict.fromkeys(cols))
 
-    def read_source(self, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    def read_source(self, name: str, columns: Sequence[str] | None = None, predicate: pl.Expr | None = None) -> pl.DataFrame:
         src = self.defs.sources[name]
-        return read_frame(src.path, columns, src.format, what=f"source '{name}'")
+        return read_frame(src.path, columns, src.format, what=f"source '{name}'", predicate=predicate)
+
+    # ---------- time-range pushdown (--start/--end) ----------
+    def time_bounds(
+        self, name: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """Per source, the event-time range a training set restricted to [start, end) can read.
+
+        A bound is None when some use of the source is unbounded on that side (a feature without a window
+        or ttl needs all history). Only an optimisation: each bound is widened by a day (DST, local time).
+        """
+        defs = self.defs
+        ts = defs.training_sets[name]
+        needed = B.feature_closure(defs, ts.features)
+        uses: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
+        day = timedelta(days=1)
+
+        def add(src: str | None, lo: datetime | None, hi: datetime | None) -> None:
+            if src is not None and defs.sources[src].event_time is not None:
+                uses.setdefault(src, []).append((lo, hi))
+
+        for n in needed:
+            f = defs.features[n]
+            if f.is_derived:
+                continue
+            reach = (f.window + (f.hop or timedelta(0))) if f.window is not None else f.ttl if f.agg == "latest" else None
+            add(f.source, start - reach if (start and reach is not None) else None, end)
+        if ts.label and defs.labels[ts.label].spine_column is None:
+            lab = defs.labels[ts.label]
+            assert lab.horizon is not None
+            add(lab.source, start + lab.gap if start else None, end + lab.gap + lab.horizon if end else None)
+        spine = defs.spines[ts.spine]
+        if spine.kind == "source":
+            add(spine.source, start - spine.offset if start else None, end - spine.offset if end else None)
+        elif spine.kind == "schedule":
+            add(spine.entities_from, None, end)
+        out: dict[str, tuple[datetime | None, datetime | None]] = {}
+        for src, ranges in uses.items():
+            los = [lo for lo, _ in ranges]
+            his = [hi for _, hi in ranges]
+            lo = None if any(v is None for v in los) else min(v for v in los if v is not None) - day
+            hi = None if any(v is None for v in his) else max(v for v in his if v is not None) + day
+            out[src] = (lo, hi)
+        return out
+
+    def _bounds_predicate(
+        self, name: str, frames_schema: Any, bounds: tuple[datetime | None, datetime | None] | None
+    ) -> pl.Expr | None:
+        """A scan filter on the raw event-time column, when it is an aware datetime (else no pushdown)."""
+        del frames_schema
+        src = self.defs.sources[name]
+        if bounds is None or src.event_time is None or bounds == (None, None):
+            return None
+        from fpipe.io.sources import scan
+
+        lf, _ = scan(src.path, src.format)
+        dtype = lf.collect_schema().get(src.event_time)
+        if not isinstance(dtype, pl.Datetime) or dtype.time_zone is None:
+            return None
+        col = pl.col(src.event_time)
+        lo, hi = bounds
+        cond = pl.lit(True)
+        if lo is not None:
+            cond = cond & (col >= pl.lit(lo).dt.convert_time_zone(dtype.time_zone))
+        if hi is not None:
+            cond = cond & (col <= pl.lit(hi).dt.convert_time_zone(dtype.time_zone))
+        return cond | col.is_null()
+
+    def _pin_observed_until(self, name: str, bounds: Mapping[str, Any]) -> Definitions:
+        """Reading a time range must not move label censoring: pin the label source's observed end."""
+        defs = self.defs
+        ts = defs.training_sets[name]
+        if not ts.label:
+            return defs
+        lab = defs.labels[ts.label]
+        if lab.spine_column is not None or lab.observed_until or lab.source is None or lab.source not in bounds:
+            return defs
+        src = defs.sources[lab.source]
+        if src.observed_until is not None:
+            return defs
+        from fpipe.engine.timecols import to_utc
+
+        assert src.event_time is not None
+        full = self.read_source(lab.source, [src.event_time])
+        full = to_utc(full, src.event_time, tz=src.timezone or defs.timezone, where=display_path(src.path),
+                      timestamp_format=src.timestamp_format, time_unit=src.time_unit, out="_et")
+        max_et = full.get_column("_et").max()
+        if max_et is None:
+            return defs
+        sources = dict(defs.sources)
+        sources[lab.source] = dataclasses.replace(src, observed_until=max_et)  # type: ignore[arg-type]
+        return dataclasses.replace(defs, sources=sources)
 
     def apply_checks(self, frames: Mapping[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], ChecksOutcome]:
         """Row checks by each source's `on_fail` (engine/checks.py): the frames to use and what was set aside."""
@@ -178,14 +269,18 @@ class Project:
         if progress:
             progress("read", 0, len(cols))
         frames = {}
+        bounds = self.time_bounds(name, start, end) if (start or end) else {}
+        defs = self.defs
         for i, (n, c) in enumerate(cols.items()):
-            frames[n] = self.read_source(n, c)
+            frames[n] = self.read_source(n, c, predicate=self._bounds_predicate(n, frames_schema=None, bounds=bounds.get(n)))
             if progress:
                 progress("read", i + 1, len(cols))
+        if bounds:
+            defs = self._pin_observed_until(name, bounds)
         frames, checks = self.apply_checks(frames)
         self._check_types(frames, feats, labels)
         result = B.build_frame(
-            self.defs, name, frames, spine_frame, spine_where=spine_where, start=start, end=end, progress=progress
+            defs, name, frames, spine_frame, spine_where=spine_where, start=start, end=end, progress=progress
         )
         result.checks = checks
         return result

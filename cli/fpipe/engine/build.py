@@ -236,7 +236,7 @@ def build_frame(
     out_cols = [*sp.columns, *ts.features, *label_cols]
     frame = frame.select(out_cols)
     stats.rows_out = frame.height
-    if frame.height:
+    if frame.height and ts.features:
         stats.null_rates = {
             f: float(v) for f, v in zip(ts.features, frame.select([pl.col(f).null_count() / frame.height for f in ts.features]).row(0), strict=True)
         }

@@ -106,7 +106,7 @@ def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.Data
 @dataclass
 class _EventGroup:
     events: pl.DataFrame
-    prefix: dict[tuple[str, timedelta | None], pl.DataFrame] = field(default_factory=dict)
+    prefix: dict[tuple[str, timedelta | None, bool], pl.DataFrame] = field(default_factory=dict)
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
 
@@ -140,7 +140,7 @@ class EntityFeatures:
                 ev = ev.filter(~late)
             else:
                 window = None  # no row is late enough to matter: share the unfiltered table
-        cache_key = (on, window)
+        cache_key = (on, window, with_value)
         if cache_key not in group.prefix:
             if with_value:
                 ev = ev.with_columns(pl.col("_v").cast(_value_dtype_for_sum(ev.schema["_v"])))

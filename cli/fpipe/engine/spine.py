@@ -2,7 +2,8 @@
 
 - from a source: one spine row per source row (input order), optional `where`, spine time =
   event_time + `offset`; output columns: the source's key columns (or `columns:`) and the spine time,
-  named by `time:` (default: the source's event_time column name).
+  named by `time:` (default: the source's event_time column name, or `spine_time` when an offset
+  makes it a different instant).
 - from a file: its rows as given (all columns, or `columns:`), the time column normalised to UTC.
 - a schedule: ticks `start, start+every, ...` strictly before `end`; at each tick, every entity whose key
   appears in `entities_from` with event_time before the tick (and within `lookback` of it when set);
@@ -47,9 +48,9 @@ def spine_keys_for(defs: Definitions, spine: SpineSpec) -> dict[str, tuple[str, 
 def spine_time_column(defs: Definitions, spine: SpineSpec) -> str:
     if spine.time:
         return spine.time
-    if spine.kind == "source" and spine.source is not None:
+    if spine.kind == "source" and spine.source is not None and not spine.offset:
         return defs.sources[spine.source].event_time or "spine_time"
-    return "spine_time"
+    return "spine_time"  # with an offset the spine time is not the event time: don't reuse its name
 
 
 def from_source(defs: Definitions, spec: SpineSpec, source_frame: pl.DataFrame) -> Spine:

@@ -1,7 +1,8 @@
 """Visibility (SPEC section 3): when a source row may be seen by a feature computed at spine time t.
 
 A row r is visible at t iff `avail(r) < t` (exclusive cutoff, the default) or `avail(r) <= t`
-(inclusive), where avail(r) is its `available_time`, else `event_time + lag`. Event time still bounds
+(inclusive), where avail(r) is its `available_time`, else `event_time + lag` (a lag set together with an availability
+column delays it further; the loader allows only one in YAML, overrides may set both). Event time still bounds
 everything: a row is never seen before its event time. Both rules collapse into one instant,
 
     _vis = max(event_time, avail)          (null when either is null: never visible)
@@ -75,6 +76,8 @@ def normalise_source(
             time_unit=source.time_unit,
             out="_avail",
         )
+        if source.lag:  # a lag on top of an availability column (e.g. a skew diagnosis sweeping lags)
+            frame = frame.with_columns(pl.col("_avail") + pl.lit(source.lag))
     else:
         frame = frame.with_columns((pl.col("_et") + pl.lit(source.lag)).alias("_avail"))
     frame = frame.with_columns(

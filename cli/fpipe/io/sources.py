@@ -76,8 +76,15 @@ def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
     return lf, files
 
 
-def read_frame(path: str, columns: Sequence[str] | None = None, fmt: str | None = None, what: str = "source") -> pl.DataFrame:
-    """Read only `columns` (in the file's order) from a path; missing columns are one clear error."""
+def read_frame(
+    path: str,
+    columns: Sequence[str] | None = None,
+    fmt: str | None = None,
+    what: str = "source",
+    predicate: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """Read only `columns` (in the file's order) from a path, and only rows matching `predicate` (pushed
+    down to the scan); missing columns are one clear error."""
     lf, files = scan(path, fmt)
     try:
         schema = lf.collect_schema()
@@ -97,6 +104,8 @@ def read_frame(path: str, columns: Sequence[str] | None = None, fmt: str | None 
             )
         wanted = set(columns)
         lf = lf.select([c for c in schema.names() if c in wanted])
+    if predicate is not None:
+        lf = lf.filter(predicate)
     try:
         return lf.collect(engine="in-memory")
     except (pl.exceptions.PolarsError, OSError) as exc:
