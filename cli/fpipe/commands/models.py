@@ -10,7 +10,20 @@ import typer
 
 from fpipe.app import options
 
-models_app = typer.Typer(help="The model registry: list versions, promote, roll back, compare.", no_args_is_help=True)
+HELP = """The model registry: list versions, promote, roll back, compare, show a card.
+
+Examples:
+
+  fpipe models list
+
+  fpipe models promote flights_delay_xgb v2
+
+  fpipe models compare flights_delay_xgb --candidate v3 --training-set out/flights_delay_v1.parquet
+
+  fpipe models rollback flights_delay_xgb
+"""
+
+models_app = typer.Typer(help=HELP, no_args_is_help=True)
 
 MODELS_DIR = typer.Option(Path("models"), "--models-dir", help="Registry root: models/<name>/<version>/.")
 

@@ -32,6 +32,12 @@ def score(
 ) -> None:
     """Predict for every row of --input, keeping its spine keys and time.
 
+    Examples:
+
+      fpipe score flights_delay_xgb --input out/flights_delay_v1.parquet --out out/predictions.parquet
+
+      fpipe score flights_delay_xgb --version v2 --input features.csv --out predictions.csv
+
     Refuses (exit 2) a table whose feature columns are missing, renamed, retyped, or whose categories
     do not match what the model was trained on.
     """

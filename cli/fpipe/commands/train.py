@@ -27,8 +27,15 @@ def train(
 ) -> None:
     """Train MODEL on its training set, split by time with a purge gap of at least the label horizon.
 
-    Exit 1 when the model does not beat the trivial baseline on the test period or misses a gate
-    (the version is still written, for inspection; it is never promoted automatically).
+    Examples:
+
+      fpipe train flights_delay_xgb
+
+      fpipe train flights_delay_xgb --training-set out/flights_delay_v1.parquet --folds 4
+
+    Writes models/MODEL/vN/ (model.ubj, metadata.json, model_card.md, SVG plots). Exit 1 when the
+    model does not beat the trivial baseline on the test period or misses a gate (the version is
+    still written, for inspection; it is never promoted automatically).
     """
     from fpipe.commands._common import load_project
     from fpipe.errors import ChecksFailed, Diagnostic
