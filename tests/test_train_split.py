@@ -64,6 +64,10 @@ def test_fraction_boundaries_and_dates() -> None:
     times = np.arange(100, dtype=np.int64) * H
     assert boundaries(times, {}, "m") == (70 * H, 85 * H)
     assert boundaries(times, {"train": 0.5, "valid": 0.25, "test": 0.25}, "m") == (50 * H, 75 * H)
+    # with a gap, valid and test keep their share of rows; the gaps come out of the earlier rows
+    vs, ts = boundaries(times, {}, "m", gap=timedelta(hours=10))
+    s = apply_split(times, vs, ts, timedelta(hours=10))
+    assert (len(s.test), len(s.valid), len(s.train), s.purged) == (15, 15, 52, {"train": 9, "valid": 9})
     vs, ts = boundaries(times, {"valid_start": "1970-01-02", "test_start": "1970-01-03T12:00:00Z"}, "m")
     assert (vs, ts) == (24 * H, 60 * H)
     with pytest.raises(DefinitionError, match="sum to 1"):

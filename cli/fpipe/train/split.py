@@ -127,9 +127,18 @@ def _to_us(value: Any, tz: str, model: str, key: str, loc: Location) -> int:
 
 
 def boundaries(
-    times_us: np.ndarray, split_cfg: Mapping[str, Any], model: str, tz: str = "UTC", loc: Location = NO_LOCATION
+    times_us: np.ndarray,
+    split_cfg: Mapping[str, Any],
+    model: str,
+    tz: str = "UTC",
+    loc: Location = NO_LOCATION,
+    gap: timedelta = timedelta(0),
 ) -> tuple[int, int]:
-    """(valid_start, test_start) in UTC microseconds, from dates or from fractions of rows in time order."""
+    """(valid_start, test_start) in UTC microseconds, from dates or from fractions of rows in time order.
+
+    Fractions are shares of the rows that are kept: test is the latest `test` share of all rows; valid
+    is the latest `valid` share taken from the rows that end at least `gap` before test; train is what
+    ends at least `gap` before valid. So the purge gaps lie between the parts instead of eating one."""
     unknown = [k for k in split_cfg if k not in SPLIT_KEYS]
     if unknown:
         raise _bad(model, loc, f"model '{model}': unknown split key '{unknown[0]}'", "allowed: " + ", ".join(SPLIT_KEYS))
@@ -154,7 +163,13 @@ def boundaries(
     n = len(ordered)
     if n < 3:
         raise DataError(f"the training set has {n} rows; a time split needs more", hint="build it over a longer period")
-    return int(ordered[int(fr[0] * n)]), int(ordered[min(int((fr[0] + fr[1]) * n), n - 1)])
+    g = int(gap // timedelta(microseconds=1))
+    n_test, n_valid = max(1, round(fr[2] * n)), max(1, round(fr[1] * n))
+    test_start = int(ordered[n - n_test])
+    pool = ordered[(ordered < test_start) & (ordered + g <= test_start)]  # labels end before test starts
+    if len(pool) <= n_valid:
+        return int(pool[0]) if len(pool) else test_start, test_start  # check_split reports the empty part
+    return int(pool[len(pool) - n_valid]), test_start
 
 
 def apply_split(

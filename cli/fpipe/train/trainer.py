@@ -323,7 +323,7 @@ def train_model(
     if frame.get_column(spine_time_col).null_count():
         raise DataError(Diagnostic(f"column '{spine_time_col}' has null times", file=where))
 
-    vs, ts = boundaries(times, spec.split, spec.name, timezone, spec.loc)
+    vs, ts = boundaries(times, spec.split, spec.name, timezone, spec.loc, gap)
     split = apply_split(times, vs, ts, gap)
     check_split(split, where)
 
@@ -343,6 +343,12 @@ def train_model(
     base = baseline_prediction(kind, y[split.train], len(split.test), n_classes)
     base_metrics = M.metrics_for(kind, y_test, base)
     single, warnings = smell_leakage(kind, x, y, split, contract)
+    purged = sum(split.purged.values())
+    if purged > 0.25 * len(times):
+        warnings.append(
+            f"the purge gaps ({format_duration(gap)}) drop {purged} of {len(times)} rows ({purged / len(times):.0%}): "
+            "the data spans little more than the label horizon; build the training set over a longer period"
+        )
     if (label_spec is None or label_spec.horizon is None) and "gap" not in spec.split:
         warnings.append(
             f"label '{label}' has no horizon (it comes from the spine), so the purge gap is 0; "
