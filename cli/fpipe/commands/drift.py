@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fpipe.app import options
+from fpipe.commands._complete import names_of
 
 HELP = """Drift over time: PSI (with its noise floor), null rate and category shares of each feature per
 time bucket of a training set, against the first bucket or a reference range. Exit 1 when a feature
@@ -24,11 +25,13 @@ Examples:
 
 def drift(
     ctx: typer.Context,
-    training_set: str = typer.Argument(None, help="Training set name (optional when only one is defined)."),
+    training_set: str = typer.Argument(
+        None, help="Training set name (optional when only one is defined).", autocompletion=names_of("training_sets")
+    ),
     every: str = typer.Option("1w", "--every", help="Bucket length (a duration: 1d, 1w, 4w)."),
     table_file: Path = typer.Option(None, "--training-set", help="Read this backfill output instead of building the set."),
     reference: str = typer.Option(None, "--reference", help="Reference range START..END (ISO 8601); default: the first bucket."),
-    feature: list[str] = typer.Option(None, "--feature", "-f", help="Only these features (repeatable)."),
+    feature: list[str] = typer.Option(None, "--feature", "-f", help="Only these features (repeatable).", autocompletion=names_of("features")),
     threshold: float = typer.Option(None, "--threshold", help="PSI over which a bucket drifts (default: the project's psi_fail)."),
     fmt: str = typer.Option("table", "--format", help="table, json, markdown or html."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the report here (default: stdout)."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from fpipe.app import options
+from fpipe.commands._complete import names_of
 
 HELP = """Explain feature values: for one entity at one instant, each feature's value and the exact
 source rows behind it -- rows inside the window, the row that won a lookup, and rows that existed but
@@ -22,8 +23,8 @@ def explain(
     ctx: typer.Context,
     at: str = typer.Option(..., "--at", help="The instant (ISO 8601; naive = the project's timezone)."),
     key: list[str] = typer.Option(..., "--key", "-k", help="Entity key, COLUMN=VALUE (repeat for several entities)."),
-    training_set: str = typer.Option(None, "--set", help="Explain this training set's features."),
-    feature: list[str] = typer.Option(None, "--feature", "-f", help="Explain only this feature (repeatable)."),
+    training_set: str = typer.Option(None, "--set", help="Explain this training set's features.", autocompletion=names_of("training_sets")),
+    feature: list[str] = typer.Option(None, "--feature", "-f", help="Explain only this feature (repeatable).", autocompletion=names_of("features")),
     limit: int = typer.Option(20, "--limit", help="Rows listed per status and feature (0: all)."),
     summary: bool = typer.Option(False, "--summary", help="Only the values, not the rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),

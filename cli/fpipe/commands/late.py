@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from fpipe.app import options
+from fpipe.commands._complete import names_of
 
 HELP = """Late and out-of-order data: per source, the distribution of available_time - event_time
 (p50/p95/p99/max), the share of rows later than a threshold, rows out of event-time order (in input
@@ -20,7 +21,9 @@ Examples:
 
 def late(
     ctx: typer.Context,
-    sources: list[str] = typer.Argument(None, help="Source names (default: every source with an event_time)."),
+    sources: list[str] = typer.Argument(
+        None, help="Source names (default: every source with an event_time).", autocompletion=names_of("sources")
+    ),
     threshold: str = typer.Option("1h", "--late-threshold", help="A row is late when it arrives this long after its event."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:

@@ -39,7 +39,10 @@ def list_(
     models_dir: Path = MODELS_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Every model version, its test metric beside the baseline, and which one is current."""
+    """Every model version, its test metric beside the baseline, and which one is current.
+
+    Example: fpipe models list fraud_xgb --json
+    """
     from fpipe.render.model_summary import format_models_list
     from fpipe.train.registry import clean_json, list_models, require_model
 
@@ -58,7 +61,10 @@ def show(
     version: str | None = typer.Argument(None, help="Version (default: the current one, else the latest)."),
     models_dir: Path = MODELS_DIR,
 ) -> None:
-    """Print a version's model card (model_card.md)."""
+    """Print a version's model card (model_card.md).
+
+    Example: fpipe models show fraud_xgb v2
+    """
     from fpipe.train.registry import card_path
 
     typer.echo(card_path(models_dir, name, version).read_text(), nl=False)
@@ -71,7 +77,10 @@ def promote(
     version: str = typer.Argument(..., help="Version to make current, e.g. v3."),
     models_dir: Path = MODELS_DIR,
 ) -> None:
-    """Point `current` at VERSION (atomically); the previous current can be restored with rollback."""
+    """Point `current` at VERSION (atomically); the previous current can be restored with rollback.
+
+    Example: fpipe models promote fraud_xgb v3
+    """
     from fpipe.train.registry import promote as do_promote
 
     p = do_promote(models_dir, name, version)
@@ -82,7 +91,10 @@ def promote(
 
 @models_app.command("rollback")
 def rollback(ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), models_dir: Path = MODELS_DIR) -> None:
-    """Point `current` back at the version promoted before it."""
+    """Point `current` back at the version promoted before it.
+
+    Example: fpipe models rollback fraud_xgb
+    """
     from fpipe.train.registry import rollback as do_rollback
 
     p = do_rollback(models_dir, name)
@@ -105,6 +117,8 @@ def compare(
 
     Exit 1 when the candidate is worse than current by more than --tolerance on the primary metric
     (AUC for binary, RMSE for regression, log loss for multiclass).
+
+    Example: fpipe models compare fraud_xgb --candidate v4 --training-set out/fraud_v1.parquet
     """
     from fpipe.errors import ChecksFailed
     from fpipe.render.model_summary import format_compare
