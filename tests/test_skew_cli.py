@@ -194,3 +194,49 @@ def test_bad_options(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(project, "nope") == 2
     assert "unknown training set 'nope'" in capsys.readouterr().err
     assert run(project, "s1", "--served", str(project / "data" / "missing.parquet")) == 2
+
+
+# ---------- the published JSON Schema ----------
+SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "skew-report.schema.json"
+_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def validate(value: object, schema: dict[str, object], path: str = "$") -> list[str]:
+    """A small validator for the keywords the schema uses (type, enum, const, required, properties, items)."""
+    errors: list[str] = []
+    types = schema.get("type")
+    if types is not None:
+        names = types if isinstance(types, list) else [types]
+        ok = False
+        for t in names:
+            if t == "integer":
+                ok |= isinstance(value, int) and not isinstance(value, bool)
+            elif t == "number":
+                ok |= isinstance(value, int | float) and not isinstance(value, bool)
+            else:
+                ok |= isinstance(value, _TYPES[str(t)])
+        if not ok:
+            return [f"{path}: {value!r} is not {names}"]
+    if "enum" in schema and value not in schema["enum"]:  # type: ignore[operator]
+        errors.append(f"{path}: {value!r} not in {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{path}: {value!r} != {schema['const']!r}")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):  # type: ignore[attr-defined]
+            if key not in value:
+                errors.append(f"{path}: missing {key}")
+        for key, sub in schema.get("properties", {}).items():  # type: ignore[attr-defined]
+            if key in value:
+                errors += validate(value[key], sub, f"{path}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            errors += validate(item, schema["items"], f"{path}[{i}]")  # type: ignore[arg-type]
+    return errors
+
+
+def test_json_output_follows_the_published_schema(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    assert run(project, "s1", "--served", str(project / "data" / "cents.parquet"), "--json") == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert validate(doc, schema) == []
+    assert validate({**doc, "status": "bad"}, schema) == ["$.status: 'bad' not in ['pass', 'warn', 'fail', 'inconclusive']"]

@@ -336,15 +336,16 @@ def _row_metrics(j: Joined, cov: pl.DataFrame, worst_n: int) -> dict[str, RowMet
                 TimeBucket(start=b, rows=int(n), mismatches=int(x))
                 for b, n, x in zip(over["_bucket"], over["_n"], over[f], strict=True)
             ]
-            bad = cov.filter(~pl.col(match_col(f)))
-            if kind == "numeric":
-                score = (pl.col(served_col(f)) - pl.col(offline_col(f))).abs().fill_nan(float("inf"))
-                bad = bad.with_columns(score.fill_null(float("inf")).alias("_score")).sort(
-                    "_score", descending=True, maintain_order=True
-                )
-            rows = bad.head(worst_n).select(
+            bad = cov.lazy().filter(~pl.col(match_col(f))).select(
                 [*keep_cols, pl.col(served_col(f)).alias("served"), pl.col(offline_col(f)).alias("offline")]
             )
+            if kind == "numeric":
+                score = (pl.col("served") - pl.col("offline")).abs().fill_nan(float("inf")).fill_null(float("inf"))
+                bad = bad.with_row_index("_i").with_columns(score.alias("_score"))
+                bad = bad.top_k(worst_n, by=["_score", "_i"], reverse=[False, True]).sort(
+                    ["_score", "_i"], descending=[True, False]
+                ).drop("_score", "_i")
+            rows = bad.head(worst_n).collect()
             rm.worst_rows = rows.to_dicts()
         out[f] = rm
     return out

@@ -128,28 +128,40 @@ class _Sample:
         return float((w * m.cast(pl.Float64).fill_null(0.0)).sum()) / self.weight_total if self.weight_total else 0.0
 
 
-def _stale_columns(j: Joined, features: Sequence[str], origins: Mapping[str, FeatureOrigin]) -> list[pl.Expr]:
-    """Per feature, the offline value and time of the k-th previous request of the same entity."""
-    exprs: list[pl.Expr] = []
+def _add_stale_columns(
+    frame: pl.DataFrame, j: Joined, features: Sequence[str], origins: Mapping[str, FeatureOrigin]
+) -> pl.DataFrame:
+    """Per feature, the offline value and time of the k-th previous request of the same entity
+    (`_prev{k}_{f}`, `_prevt{k}_{f}`), by one sort per key set and plain shifts (no window functions)."""
+    by_keys: dict[tuple[str, ...], list[str]] = {}
     for f in features:
-        keys = list(origins.get(f, FeatureOrigin()).keys or j.keys)
-        if not keys:
-            continue
+        keys = tuple(origins.get(f, FeatureOrigin()).keys or j.keys)
+        if keys:
+            by_keys.setdefault(keys, []).append(f)
+    if not by_keys:
+        return frame
+    frame = frame.with_row_index("_orig")
+    for keys, feats in by_keys.items():
+        frame = frame.sort([*keys, j.time_col, "_orig"])
+        exprs: list[pl.Expr] = []
         for k in range(1, STALE_DEPTH + 1):
-            exprs += [
-                pl.col(offline_col(f)).shift(k).over(keys).alias(f"_prev{k}_{f}"),
-                pl.col(j.time_col).shift(k).over(keys).alias(f"_prevt{k}_{f}"),
-            ]
-    return exprs
+            same = pl.all_horizontal([pl.col(c).shift(k) == pl.col(c) for c in keys]).fill_null(False)
+            for f in feats:
+                exprs += [
+                    pl.when(same).then(pl.col(offline_col(f)).shift(k)).alias(f"_prev{k}_{f}"),
+                    pl.when(same).then(pl.col(j.time_col).shift(k)).alias(f"_prevt{k}_{f}"),
+                ]
+        frame = frame.with_columns(exprs)
+    return frame.sort("_orig").drop("_orig")
 
 
 def _draw_sample(
     j: Joined, features: Sequence[str], max_rows: int, seed: int, origins: Mapping[str, FeatureOrigin]
 ) -> _Sample:
     cov = j.frame.filter(pl.col(COVERED))
-    extra = _stale_columns(j, features, origins)
-    if extra:
-        cov = cov.with_columns(extra)
+    keep = [c for c in cov.columns if not c.startswith(("_s_", "_o_", "_m_"))]
+    keep += [c for f in features for c in (served_col(f), offline_col(f), match_col(f))]
+    cov = _add_stale_columns(cov.select(keep), j, features, origins)
     n = cov.height
     if n <= max_rows:
         return _Sample(cov.with_columns(pl.lit(1.0).alias("_w")), float(n), False)
