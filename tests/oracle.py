@@ -66,14 +66,17 @@ Derived features
     least/greatest ignore nulls; coalesce returns the first non-null.
 Spines
   * file spine (or any `spine_rows` passed in): rows as given, in order, all their columns (key order of
-    the first row); key columns per entity = spine.keys[entity], else the entity's keys; time = `time`.
-  * source spine: one row per source row (input order) passing `where`; columns: for every entity of the
-    source (mapping order) its entity key names (values from the source's columns), then the time column
-    named `spine.time`, else the source's event_time column name, = event_time + offset; then `columns`.
+    the first row); key columns per entity = spine.keys[entity], else the entity's keys; time column =
+    `time`, else "spine_time".
+  * source spine: one row per source row (input order) passing `where`; columns: the source's key columns
+    (entities in mapping order, each column once), then the time column named `spine.time`, else the
+    source's event_time column name when offset is 0, else "spine_time"; value = event_time + offset;
+    then `columns`. Features look the keys up under the source's key column names.
   * schedule: ticks start, start+every, ... < end (start inclusive, end exclusive). Per tick, every
     distinct non-null key tuple of `entities_from` with a row whose event_time satisfies
     `tick - lookback <= et < tick` (no lookback: `et < tick`); availability is not consulted. Rows are
-    ordered by tick, then key tuple ascending. Columns: entity key names, then `spine.time` or "time".
+    ordered by tick, then key tuple ascending. Columns: the source's key columns, then `spine.time` or
+    "spine_time".
     Without entities_from: one row per tick.
   * A spine row with null t or a null key part is kept and sees no rows.
 Output
@@ -386,6 +389,8 @@ def prepare_source(defs: Definitions, spec: SourceSpec, raw: Sequence[Mapping[st
         et = v.get(spec.event_time) if spec.event_time else None
         if spec.available_time is not None:
             avail = v.get(spec.available_time)
+            if avail is not None:
+                avail = avail + spec.lag
         else:
             avail = et + spec.lag if et is not None else None
         rows.append(Row(pos, et, avail, v))
@@ -591,7 +596,7 @@ class _Builder:
         tz = spec.timezone or self.defs.timezone
         if spine_rows is not None or spec.kind == "file":
             rows_in = list(spine_rows or [])
-            time_col = spec.time or "time"
+            time_col = spec.time or "spine_time"
             cols: list[str] = list(spine_columns or [])
             for r in rows_in:
                 for c in r:
@@ -610,12 +615,12 @@ class _Builder:
         if spec.kind == "source":
             assert spec.source is not None
             src = self.source(spec.source)
-            time_col = spec.time or src.spec.event_time or "time"
+            time_col = spec.time or (src.spec.event_time if not spec.offset else None) or "spine_time"
             key_map: list[tuple[str, str]] = []  # (output name, source column)
-            for ent, scols in src.spec.keys.items():
-                for out_name, scol in zip(self.defs.entities[ent].keys, scols, strict=True):
-                    if out_name not in [o for o, _ in key_map]:
-                        key_map.append((out_name, scol))
+            for scols in src.spec.keys.values():
+                for scol in scols:
+                    if scol not in [o for o, _ in key_map]:
+                        key_map.append((scol, scol))
             extra = [c for c in (spec.columns or ()) if c not in [o for o, _ in key_map] and c != time_col]
             cols = [o for o, _ in key_map] + [time_col] + extra
             out = []
@@ -638,15 +643,15 @@ class _Builder:
         while tick < end:
             ticks.append(tick)
             tick = tick + spec.every
-        time_col = spec.time or "time"
+        time_col = spec.time or "spine_time"
         if spec.entities_from is None:
             return [time_col], [{time_col: tk} for tk in ticks], time_col
         src = self.source(spec.entities_from)
         key_map = []
-        for ent, scols in src.spec.keys.items():
-            for out_name, scol in zip(self.defs.entities[ent].keys, scols, strict=True):
-                if out_name not in [o for o, _ in key_map]:
-                    key_map.append((out_name, scol))
+        for scols in src.spec.keys.values():
+            for scol in scols:
+                if scol not in [o for o, _ in key_map]:
+                    key_map.append((scol, scol))
         out = []
         for tk in ticks:
             seen: set[tuple[Any, ...]] = set()
@@ -669,6 +674,9 @@ class _Builder:
     def _spine_key_cols(self, spec: SpineSpec, entity: str) -> tuple[str, ...]:
         if entity in spec.keys:
             return tuple(spec.keys[entity])
+        src_name = spec.source if spec.kind == "source" else spec.entities_from if spec.kind == "schedule" else None
+        if src_name is not None and entity in self.defs.sources[src_name].keys:
+            return tuple(self.defs.sources[src_name].keys[entity])
         return self.defs.entities[entity].keys
 
     # ---- features

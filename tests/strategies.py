@@ -147,12 +147,23 @@ class Scenario:
     spine: list[dict[str, Any]]
     naive: bool = False  # time columns are naive local times in defs.timezone
     notes: list[str] = field(default_factory=list)
+    time_unit: str = "us"  # of the source time columns handed to the engine
+    spine_from_defs: bool = False  # a source or schedule spine: no spine frame is passed
 
     def source_frames(self) -> dict[str, pl.DataFrame]:
-        return {name: to_frame(rows, source_schema(self.naive)) for name, rows in self.sources.items()}
+        frames = {name: to_frame(rows, source_schema(self.naive)) for name, rows in self.sources.items()}
+        if self.time_unit != "us":
+            frames = {n: f.with_columns(pl.col("ts", "avail").dt.cast_time_unit(self.time_unit))  # type: ignore[arg-type]
+                      for n, f in frames.items()}
+        return frames
 
-    def spine_frame(self) -> pl.DataFrame:
+    def spine_frame(self) -> pl.DataFrame | None:
+        if self.spine_from_defs:
+            return None
         return to_frame(self.spine, spine_schema(self.naive))
+
+    def spine_rows(self) -> list[dict[str, Any]] | None:
+        return None if self.spine_from_defs else self.spine
 
     def column_types(self) -> dict[str, dict[str, str]]:
         return {name: dict(SOURCE_COLUMN_TYPES) for name in self.sources}
@@ -311,7 +322,22 @@ def label_specs(draw: st.DrawFn) -> LabelSpec:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, with_label: bool | None = None, allow_naive: bool = True) -> Scenario:
+def spine_specs(draw: st.DrawFn, kinds: Sequence[str]) -> SpineSpec:
+    kind = draw(st.sampled_from(list(kinds)))
+    if kind == "source":
+        return SpineSpec(name="sp", source="ev", time="t", offset=mins(draw(st.sampled_from([0, 0, -1, 1]))),
+                         where=draw(st.sampled_from([None, None, "n > 0"])))
+    if kind == "schedule":
+        start = draw(st.integers(0, 6))
+        return SpineSpec(name="sp", time="t", every=mins(draw(st.sampled_from([1, 3, 5]))), start=at(start),
+                         end=at(start + draw(st.integers(0, 20))), entities_from="ev",
+                         lookback=draw(st.sampled_from([None, mins(2), mins(5)])))
+    return FILE_SPINE
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, with_label: bool | None = None, allow_naive: bool = True,
+              spine_kinds: Sequence[str] = ("file",)) -> Scenario:
     n_features = draw(st.integers(1, 4))
     feats = [draw(feature_specs(f"f{i}")) for i in range(n_features)]
     numeric = [f for f in feats if is_numeric(f)]
@@ -334,11 +360,13 @@ def scenarios(draw: st.DrawFn, with_label: bool | None = None, allow_naive: bool
         srcs.append(source_spec(name, **kw))
     naive = allow_naive and draw(st.integers(0, 4)) == 0
     tz = draw(st.sampled_from(["Asia/Kolkata", "America/New_York"])) if naive else "UTC"
+    sp = draw(spine_specs(spine_kinds))
     defs = make_defs(feats, lbl, sources=srcs, cutoff=draw(st.sampled_from([Cutoff.EXCLUSIVE, Cutoff.INCLUSIVE])),
-                     tz=tz)
+                     tz=tz, spine=sp)
     sources = {"ev": draw(source_rows()), "cb": draw(source_rows(max_rows=8))}
-    spine = draw(spine_rows())
-    sc = Scenario(defs, sources, spine, naive=naive)
+    spine = draw(spine_rows()) if sp.kind == "file" else []
+    sc = Scenario(defs, sources, spine, naive=naive, spine_from_defs=sp.kind != "file",
+                  time_unit=draw(st.sampled_from(["us", "us", "ns", "ms"])))
     if naive:
         for rows in sources.values():
             for r in rows:

@@ -115,6 +115,15 @@ def case_lag_defines_availability_without_available_time() -> RuleCase:
 
 
 @case
+def case_lag_adds_to_available_time_column() -> RuleCase:
+    """(SPEC silent) available_time and lag together: avail = available_time + lag. et=0, avail=1, lag 2m
+    -> 3: t=3 -> 0, t=4 -> 1."""
+    src = source_spec("ev", lag=mins(2))
+    return one(feature("c", "count"), [row(1, 0, 1)], [srow(1, 3), srow(1, 4)], [0, 1],
+               sources=[src, source_spec("cb")])
+
+
+@case
 def case_feature_cutoff_overrides_source_overrides_project() -> RuleCase:
     """Project inclusive, source exclusive, feature a (no cutoff) -> exclusive, b inclusive. et=avail=5, t=5."""
     src = source_spec("ev", cutoff=Cutoff.EXCLUSIVE)
@@ -482,6 +491,15 @@ def case_label_source_observed_until_used_when_label_has_none() -> RuleCase:
 
 
 @case
+def case_label_censored_when_label_source_has_no_events() -> RuleCase:
+    """The label source has no row with an event time and declares no observed_until: nothing has been
+    observed, so every label window with a time ends after the (absent) last event -> censored. (flag)"""
+    defs = make_defs([feature("c", "count")], label("lbl", "count", horizon=mins(5), censor="flag"))
+    return RuleCase(defs, {"ev": [row(1, None, None)], "cb": []}, [srow(1, 0), srow(1, None)],
+                    {"lbl": [0, 0], "lbl_censored": [True, False]})
+
+
+@case
 def case_label_default_applies_before_expr() -> RuleCase:
     """max(x) over an empty window is null; default 1.0 first, then `lbl > 0` -> True. Non-empty: x=-1.5
     -> False."""
@@ -560,6 +578,42 @@ def case_schedule_spine_start_inclusive_end_exclusive_lookback() -> RuleCase:
     rows = [row(1, 0, k2="p"), row(2, 4, k2="p"), row(1, 9, k2="p")]
     return RuleCase(defs, {"ev": rows, "cb": []}, None,
                     {"t": [at(5), at(5), at(10)], "uid": [1, 2, 1], "c": [1, 1, 2]}, columns=["uid", "k2", "t", "c"])
+
+
+TX_SCHEMA = {"user_id": pl.Int64(), "ts": pl.Datetime("us", "UTC")}
+
+
+def _tx_case(spine: SpineSpec, expect: dict[str, list[Any]], columns: list[str]) -> RuleCase:
+    tx = source_spec("tx", available_time=None, keys={"user": ("user_id",)})
+    defs = make_defs([feature("c", "count", source="tx")], sources=[tx, source_spec("ev"), source_spec("cb")],
+                     spine=spine)
+    rows = [{"user_id": 1, "ts": at(5)}, {"user_id": 1, "ts": at(8)}]
+    return RuleCase(defs, {"tx": rows, "ev": [], "cb": []}, None, expect, columns=columns,
+                    source_schemas={"tx": TX_SCHEMA})
+
+
+@case
+def case_source_spine_default_names_keep_source_key_and_event_time_columns() -> RuleCase:
+    """(SPEC silent) A source spine without `time:` and offset 0: columns are the source's key column
+    (user_id) and its event_time column name (ts). Counts at 5 and 8: 0, 1."""
+    return _tx_case(SpineSpec(name="sp", source="tx"), {"user_id": [1, 1], "ts": [at(5), at(8)], "c": [0, 1]},
+                    ["user_id", "ts", "c"])
+
+
+@case
+def case_source_spine_with_offset_names_time_spine_time() -> RuleCase:
+    """(SPEC silent) With an offset the spine time is not the event time: column `spine_time`. offset -1m:
+    times 4, 7 -> counts 0, 1."""
+    return _tx_case(SpineSpec(name="sp", source="tx", offset=-mins(1)),
+                    {"spine_time": [at(4), at(7)], "c": [0, 1]}, ["user_id", "spine_time", "c"])
+
+
+@case
+def case_schedule_spine_default_time_name_is_spine_time() -> RuleCase:
+    """(SPEC silent) Schedule every 5m in [0, 12): ticks 0, 5, 10; entities seen before the tick (no
+    lookback): tick 0 none; 5: user 1? et 5 is not < 5 -> none; 10: user 1 (count 2)."""
+    return _tx_case(SpineSpec(name="sp", every=mins(5), start=at(0), end=at(12), entities_from="tx"),
+                    {"user_id": [1], "spine_time": [at(10)], "c": [2]}, ["user_id", "spine_time", "c"])
 
 
 @case
