@@ -59,6 +59,8 @@ def test_compatible_and_incompatible_type_changes() -> None:
     assert check_frame(ok, contract, "f.parquet", "m") == []
     all_null = pl.DataFrame({"n": pl.Series([None], dtype=pl.Null), "c": pl.Series([None], dtype=pl.String)})
     assert check_frame(all_null, contract, "f.parquet", "m") == []
+    # integers where floats are expected (a CSV of whole numbers) are fine; floats for integers are not
+    assert check_frame(pl.DataFrame({"x": [1]}), [FeatureColumn("x", "Float64", "float")], "f.parquet", "m") == []
     with pytest.raises(DataError) as exc:
         check_frame(pl.DataFrame({"n": [1.0], "c": ["a"]}), contract, "f.parquet", "m")
     assert str(exc.value) == (

@@ -208,3 +208,11 @@ def test_cli_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     code, _, err = cli(capsys, "--defs", str(defs), "train", "conv_xbg", "--models-dir", str(models))
     assert code == 2 and err == "error: unknown model 'conv_xbg'\n  hint: did you mean 'conv_xgb'?\n"
+
+
+@pytest.mark.slow
+def test_naive_spine_times_are_read_in_the_project_timezone() -> None:
+    frame = make_frame(n=1500)
+    aware = train_model(spec(), frame, "ts", FEATURES, "label", label_spec=LABEL)
+    naive = train_model(spec(), frame.with_columns(pl.col("ts").dt.replace_time_zone(None)), "ts", FEATURES, "label", label_spec=LABEL)
+    assert aware.model_bytes == naive.model_bytes and aware.split == naive.split

@@ -187,7 +187,7 @@ def check_frame(
         kind = dtype_kind(dtype)
         if kind == "null" or col.kind == "null":
             continue  # every value missing: nothing to mis-encode
-        if kind != col.kind:
+        if kind != col.kind and not (kind == "integer" and col.kind == "float"):  # ints widen to floats losslessly
             problems.append(
                 Diagnostic(
                     f"column '{col.name}' is {_dtype_name(dtype)}, {model} expects {col.dtype} ({col.kind})",

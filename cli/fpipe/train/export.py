@@ -34,6 +34,7 @@ def build_metadata(
     label: str,
     label_dtype: str,
     manifest: Mapping[str, Any] | None,
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
     features = [c.name for c in trained.contract]
     defs_hash, per_feature = definitions_hash(manifest, features)
@@ -47,6 +48,7 @@ def build_metadata(
         "label": {"name": label, "dtype": label_dtype, "classes": trained.classes},
         "training_set": training_set,
         "spine": {"time_column": spine_time_col, "key_columns": list(key_columns)},
+        "timezone": timezone,
         "features": [c.to_json() for c in trained.contract],
         "feature_definitions_hash": defs_hash,
         "feature_definition_hashes": per_feature,

@@ -179,6 +179,7 @@ def run_train(inp: TrainingInput, models_dir: Path, folds: int = 0) -> tuple[Tra
         label=inp.label,
         label_dtype=str(inp.frame.schema[inp.label]),
         manifest=inp.manifest,
+        timezone=inp.defs.timezone,
     )
     return trained, version, path, meta
 
@@ -201,7 +202,7 @@ def compare_models(
 
     from fpipe.train.registry import load_model, read_pointer
     from fpipe.train.score import score_frame
-    from fpipe.train.split import iso
+    from fpipe.train.split import epoch_us, iso
 
     current_v = read_pointer(models_dir, name).version
     if current_v is None:
@@ -221,7 +222,7 @@ def compare_models(
     recent = frame.slice(start)
     if recent.height == 0:
         raise DataError(Diagnostic("no labelled rows in the most recent slice", file=where))
-    times = recent.get_column(time_col).dt.convert_time_zone("UTC").dt.epoch("us").to_numpy()
+    times = epoch_us(recent.get_column(time_col), str(cand.metadata.get("timezone") or "UTC"))
     kind = cand.metadata["kind"]
     metric = M.PRIMARY_METRIC[kind]
     result: dict[str, Any] = {

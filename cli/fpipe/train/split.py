@@ -65,6 +65,13 @@ def iso(us: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
+def epoch_us(times: Any, tz: str = "UTC") -> np.ndarray:
+    """A polars Datetime series as UTC microseconds; naive values are read in `tz` (the project's zone)."""
+    if getattr(times.dtype, "time_zone", None) is None:
+        times = times.dt.replace_time_zone(tz)
+    return np.asarray(times.dt.epoch("us").to_numpy())
+
+
 def label_reach(label: LabelSpec | None) -> timedelta:
     """How far past t a label looks: its gap plus its horizon (0 for labels taken from the spine)."""
     if label is None:

@@ -27,6 +27,7 @@ from fpipe.train.split import (
     apply_split,
     boundaries,
     check_split,
+    epoch_us,
     format_duration,
     iso,
     label_reach,
@@ -319,7 +320,7 @@ def train_model(
     if not isinstance(times_all.dtype, pl.Datetime):
         raise DataError(Diagnostic(f"column '{spine_time_col}' is {times_all.dtype}, expected a timestamp", file=where))
     frame = frame.with_row_index("_row").sort(spine_time_col, maintain_order=True)
-    times = frame.get_column(spine_time_col).dt.convert_time_zone("UTC").dt.epoch("us").to_numpy()
+    times = epoch_us(frame.get_column(spine_time_col), timezone)
     if frame.get_column(spine_time_col).null_count():
         raise DataError(Diagnostic(f"column '{spine_time_col}' has null times", file=where))
 
