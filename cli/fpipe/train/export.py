@@ -92,7 +92,8 @@ def make_plots(trained: TrainedModel) -> dict[str, str]:
         out["calibration.svg"] = plots.calibration_svg(trained.calibration)
     elif trained.kind == "regression":
         out["predicted_vs_actual.svg"] = plots.scatter_svg(y, p)
-    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "roc.svg", kv[0])))
+    order = ["roc.svg", "pr.svg", "calibration.svg", "predicted_vs_actual.svg", "importance.svg"]
+    return {name: out[name] for name in order if name in out}
 
 
 def export_model(models_dir: Path, trained: TrainedModel, spec: ModelSpec, **meta_args: Any) -> tuple[str, Path, dict[str, Any]]:
