@@ -54,7 +54,11 @@ def short_cause(f: FeatureSkew) -> str:
         return "unexplained"
     p = d.parameters
     if d.cause == "ingestion_lag":
-        return f"lag {p['lag_seconds']:g}s on {p['source']}"
+        from datetime import timedelta
+
+        from fpipe.spec.durations import format_duration
+
+        return f"lag +{format_duration(timedelta(seconds=p['lag_seconds']))} on {p['source']}"
     if d.cause == "scale":
         c = p["factor"]
         return f"scale x{c:g}" if abs(c) >= 1 else f"scale /{1 / c:g}"
