@@ -4,7 +4,7 @@ is used (the training set equals one built from the good rows alone), and the co
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -199,3 +199,36 @@ def test_validate_data_missing_file_exits_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--defs", str(defs), "validate", "--data"])
     assert exc.value.code == 2
+
+
+def test_time_range_backfill_quarantines_like_a_full_one(tmp_path: Path) -> None:
+    """--start/--end must not change what is quarantined: here a duplicate's first occurrence lies long
+    before the range, outside what the time-range pushdown would read."""
+    good = [
+        {"event_id": i, "user_id": i % 3, "ts": T0 + timedelta(hours=7 * i), "amount": float(i), "bad": ""} for i in range(100)
+    ]
+    rows = [*good[:80], {**good[79], "event_id": 3, "amount": 500.0, "bad": "dup"}, *good[80:], {**good[85], "event_id": 200, "amount": -1.0, "bad": "neg"}]
+    root = tmp_path / "p"
+    (root / "defs").mkdir(parents=True)
+    pl.DataFrame(rows).with_columns(pl.col("ts").dt.replace_time_zone("UTC")).write_parquet(root / "events.parquet")
+    pl.DataFrame({"user_id": [0, 1, 2] * 10, "at": [(T0 + timedelta(days=20, hours=5 * i)).isoformat() for i in range(30)]}).write_csv(
+        root / "defs" / "spine.csv"
+    )
+    (root / "defs" / "p.yaml").write_text(
+        "entities: {user: {keys: [user_id]}}\n"
+        "sources:\n  events: {path: ../events.parquet, event_time: ts, keys: {user: user_id}, on_fail: quarantine,\n"
+        "           checks: {event_id: {unique: true}, amount: {min: 0}}}\n"
+        "features:\n  spend_1d: {entity: user, source: events, column: amount, agg: sum, window: 1d}\n"
+        "spines:\n  s: {path: spine.csv, time: at, keys: {user: user_id}}\n"
+        "training_sets:\n  s: {spine: s, features: [spend_1d]}\n"
+    )
+    project = Project.load(root / "defs")
+    assert project.time_bounds("s", datetime(2024, 1, 22), None)["events"][0] is not None  # pushdown would prune
+    full = project.build_training_set("s")
+    ranged = project.build_training_set("s", start=datetime(2024, 1, 22), end=datetime(2024, 1, 25))
+    assert full.checks is not None and ranged.checks is not None
+    assert sorted(full.checks.quarantine.get_column("bad").to_list()) == ["dup", "neg"]
+    assert ranged.checks.quarantine.equals(full.checks.quarantine)
+    t = pl.col("at")
+    expected = full.frame.filter((t >= datetime(2024, 1, 22, tzinfo=UTC)) & (t < datetime(2024, 1, 25, tzinfo=UTC)))
+    assert ranged.frame.height > 0 and ranged.frame.equals(expected)

@@ -44,8 +44,9 @@ def flights(project: Project) -> pl.DataFrame:
     ).frame
 
 
-def _check_rows(project: Project, set_name: str, frame: pl.DataFrame, key_cols: list[str], time_col: str, n: int, seed: int) -> None:
+def _check_rows(project: Project, set_name: str, frame: pl.DataFrame, key_cols: list[str], n: int, seed: int) -> None:
     rng = random.Random(seed)
+    time_col = project.spine_time_column(set_name)
     feats = list(project.defs.training_sets[set_name].features)
     frames = project.source_frames_for(feats)
     for i in rng.sample(range(frame.height), n):
@@ -70,11 +71,11 @@ def _check_rows(project: Project, set_name: str, frame: pl.DataFrame, key_cols: 
 
 
 def test_explain_equals_backfill_on_random_fraud_rows(project: Project, fraud: pl.DataFrame) -> None:
-    _check_rows(project, "fraud_v1", fraud, ["user_id", "merchant_id"], "ts", 20, seed=7)
+    _check_rows(project, "fraud_v1", fraud, ["user_id", "merchant_id"], 20, seed=7)
 
 
 def test_explain_equals_backfill_on_random_flights_rows(project: Project, flights: pl.DataFrame) -> None:
-    _check_rows(project, "flights_delay_v1", flights, ["tailnum", "carrier", "origin"], "sched_dep_utc", 10, seed=11)
+    _check_rows(project, "flights_delay_v1", flights, ["tailnum", "carrier", "origin"], 10, seed=11)
 
 
 def test_lookup_lists_winner_and_not_yet_available_rows(tmp_path: Path) -> None:

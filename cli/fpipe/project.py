@@ -272,7 +272,10 @@ class Project:
         bounds = self.time_bounds(name, start, end) if (start or end) else {}
         defs = self.defs
         for i, (n, c) in enumerate(cols.items()):
-            frames[n] = self.read_source(n, c, predicate=self._bounds_predicate(n, frames_schema=None, bounds=bounds.get(n)))
+            # a quarantining source is read whole: its checks (`unique`) and row positions are over all its rows
+            quarantines = bool(self.defs.sources[n].checks) and self.defs.sources[n].on_fail == "quarantine"
+            pred = None if quarantines else self._bounds_predicate(n, frames_schema=None, bounds=bounds.get(n))
+            frames[n] = self.read_source(n, c, predicate=pred)
             if progress:
                 progress("read", i + 1, len(cols))
         if bounds:
