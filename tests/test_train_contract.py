@@ -76,3 +76,30 @@ def test_round_trip_through_json() -> None:
 
 def test_definition_error_class_is_exit_2() -> None:
     assert int(DefinitionError("x").exit_code) == 2
+
+
+def test_availability_ignored_is_flagged_from_the_definitions() -> None:
+    from fpipe.spec.model import Definitions, FeatureSpec, SourceSpec
+    from fpipe.train.leakage import availability_warnings
+
+    keys = {"user": ("user_id",)}
+    defs = Definitions(
+        root="/p",
+        sources={
+            "tx": SourceSpec("tx", "/d/tx.parquet", "ts", keys, available_time="ingested_at"),
+            "tx_raw": SourceSpec("tx_raw", "/d/tx.parquet", "ts", keys),
+            "other": SourceSpec("other", "/d/other.parquet", "ts", keys),
+        },
+        features={
+            "spend": FeatureSpec("spend", "user", "tx", "amount", "sum", timedelta(days=7)),
+            "spend_raw": FeatureSpec("spend_raw", "user", "tx_raw", "amount", "sum", timedelta(days=7)),
+            "ratio": FeatureSpec("ratio", expr="spend_raw / (spend + 1)"),
+            "n_other": FeatureSpec("n_other", "user", "other", None, "count"),
+        },
+    )
+    assert availability_warnings(defs, ["spend", "n_other"]) == []
+    assert availability_warnings(defs, ["spend", "spend_raw", "ratio"]) == [
+        "possible leakage: features 'spend_raw', 'ratio' read source 'tx_raw', which ignores availability: "
+        "source 'tx' reads the same file with available_time 'ingested_at', so its rows become known later than "
+        "their event time"
+    ]

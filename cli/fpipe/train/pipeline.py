@@ -153,6 +153,7 @@ def key_columns(
 
 def run_train(inp: TrainingInput, models_dir: Path, folds: int = 0) -> tuple[TrainedModel, str, Path, dict[str, Any]]:
     from fpipe.train.export import export_model
+    from fpipe.train.leakage import availability_warnings
     from fpipe.train.trainer import train_model
 
     defaults = {f: inp.defs.features[f].default for f in inp.features if f in inp.defs.features}
@@ -168,6 +169,7 @@ def run_train(inp: TrainingInput, models_dir: Path, folds: int = 0) -> tuple[Tra
         folds=folds,
         where=inp.where,
     )
+    trained.warnings.extend(availability_warnings(inp.defs, inp.features))
     ts = inp.defs.training_sets[inp.spec.training_set]
     version, path, meta = export_model(
         models_dir,
