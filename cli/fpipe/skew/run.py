@@ -105,14 +105,20 @@ def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Jo
         sp = spine
         if ov.time_shift:
             sp = sp.with_columns(pl.col(log.time_col) + ov.time_shift)
-        # extra delay: on top of the declared lag (a source without available_time), else of available_time
-        overrides = {
-            src: {"lag": lag + (defs.sources[src].lag if defs.sources[src].available_time is None else timedelta(0))}
-            for src, lag in ov.source_lags.items()
-        } or None
+        # an extra delay: a source with an available_time column gets that column shifted in its frame;
+        # a source without one gets its declared lag plus the extra
+        src_frames = dict(frames)
+        lag_overrides: dict[str, dict[str, Any]] = {}
+        for src, lag in ov.source_lags.items():
+            spec = defs.sources[src]
+            col = spec.available_time
+            if col is not None and src in src_frames and src_frames[src].schema.get(col, pl.Null).is_temporal():
+                src_frames[src] = src_frames[src].with_columns(pl.col(col) + lag)
+            else:
+                lag_overrides[src] = {"lag": lag + (spec.lag if col is None else timedelta(0))}
         out = project.compute_features(
-            features, sp, log.time_col, log.keys, source_overrides=overrides, cutoff=ov.cutoff, where=log.path,
-            sources=frames,
+            features, sp, log.time_col, log.keys, source_overrides=lag_overrides or None, cutoff=ov.cutoff,
+            where=log.path, sources=src_frames,
         )
         return out.select(features)
 
