@@ -410,6 +410,18 @@ def case_time_since_last_and_first_in_float_seconds() -> RuleCase:
 
 
 @case
+def case_window_sum_mean_exact_when_large_values_lie_outside_the_window() -> RuleCase:
+    """A window holds only its own rows: x = 1e12 at et 0, then 0.1 and 0.2 at et 5, 6. A 3m window at
+    t=7 holds 0.1 and 0.2 -> sum 0.30000000000000004 (any direct summation), mean half of it; a window
+    computed as a difference of running totals would lose ~5 digits to the 1e12 outside the window."""
+    rows = [row(1, 0, x=1e12), row(1, 5, x=0.1), row(1, 6, x=0.2)]
+    defs = make_defs([feature("s", "sum", "x", window=mins(3)), feature("m", "mean", "x", window=mins(3)),
+                      feature("v", "var", "x", window=mins(3))])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 7)],
+                    {"s": [0.1 + 0.2], "m": [(0.1 + 0.2) / 2], "v": [0.005]})
+
+
+@case
 def case_where_filters_before_aggregation() -> RuleCase:
     """where x > 0: x = 1, -2, null, 3 -> sum 4.0, count 2 (null x: predicate null -> dropped)."""
     rows = [row(1, 0, x=1.0), row(1, 1, x=-2.0), row(1, 2, x=None), row(1, 3, x=3.0)]
