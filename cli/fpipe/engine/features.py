@@ -170,7 +170,8 @@ class EntityFeatures:
         window, hop = feature.window, feature.hop
         t = pl.col(K.T)
 
-        if agg in CUMULATIVE and hop is None:
+        float_window_sum = agg in ("sum", "mean") and window is not None and not _value_dtype_for_sum(value_dtype).is_integer()
+        if agg in CUMULATIVE and hop is None and not float_window_sum:
             with_value = agg != "count"
             plus = K.lookup(sp, t, self._prefix(group, "_vis", window, with_value), "_vis", inclusive)
             minus = None
@@ -203,7 +204,7 @@ class EntityFeatures:
             return value, found_s.cast(pl.Int64), dtype
 
         condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
-        if agg in ("min", "max") and hop is None and value_dtype.is_numeric():
+        if (agg in ("min", "max") and value_dtype.is_numeric() or float_window_sum) and hop is None:
             return self._extreme(group, feature, agg, window, inclusive, condition, dtype)
         res = K.pairs(sp, ev, ["_kid"], agg, condition=condition, has_value=has_value, k=feature.k, ddof=feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
@@ -219,11 +220,13 @@ class EntityFeatures:
         condition: K.CondBuilder,
         dtype: pl.DataType,
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
-        """min / max. Without a window: a running extreme in visibility order, read with one as-of lookup.
+        """min / max, and float sum / mean over a window.
 
-        With a window: a rolling extreme over event time (spine instants as markers), which is exact for
+        Without a window (min/max): a running extreme in visibility order, read with one as-of lookup.
+        With a window: a rolling aggregate over event time (spine instants as markers), which is exact for
         every spine row with no *pending* row (event time inside the window but not yet visible at t);
-        the few spine rows that have one are recomputed with the pairs kernel.
+        the few spine rows that have one are recomputed with the pairs kernel. (Float sums use this rather
+        than differences of running totals, which would carry the rounding error of the whole history.)
         """
         sp = self.es.sorted
         ev = group.events
@@ -242,14 +245,7 @@ class EntityFeatures:
         by_time, _ = K.cumulative_from_tables(
             K.lookup(sp, t, et_table, "_et", inclusive), K.lookup(sp, t - pl.lit(window), et_table, "_et", inclusive), "count", None
         )
-        markers = sp.select("_kid", pl.col(K.T).alias("_time"), pl.lit(None, ev.schema["_v"]).alias("_v"), pl.col(K.ROW))
-        events = ev.select("_kid", pl.col("_et").alias("_time"), "_v", pl.lit(None, pl.Int64).alias(K.ROW))
-        both = pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
-        roll = pl.col("_v").rolling_max_by if agg == "max" else pl.col("_v").rolling_min_by
-        closed: Literal["left", "right"] = "right" if inclusive else "left"
-        rolled = both.with_columns(roll("_time", window_size=window, closed=closed, min_samples=1).over("_kid").alias("_x"))
-        at_markers = rolled.filter(pl.col(K.ROW).is_not_null()).select(K.ROW, "_x")
-        value = sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left").get_column("_x")
+        value = _rolling_at(sp, ev, t, window, inclusive, agg)
         pending = (by_time - n) > 0
         if pending.any():
             rows = sp.filter(pending)
@@ -274,6 +270,12 @@ class EntityFeatures:
         sp = self.es.sorted
         gap, horizon = label.gap, label.horizon
         t = pl.col(K.T)
+        if agg in ("sum", "mean") and not _value_dtype_for_sum(ev.schema["_v"]).is_integer():
+            count = K.lookup(sp, t + pl.lit(gap + horizon), self._prefix(group, "_et", None, False), "_et", inclusive)
+            count_lo = K.lookup(sp, t + pl.lit(gap), self._prefix(group, "_et", None, False), "_et", inclusive)
+            n, _ = K.cumulative_from_tables(count, count_lo, "count", None)
+            value = _rolling_at(sp, ev, t + pl.lit(gap + horizon), horizon, inclusive, agg)
+            return pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series().cast(dtype), n, dtype
         if agg in CUMULATIVE:
             with_value = agg != "count"
             table = self._prefix(group, "_et", None, with_value)
@@ -293,6 +295,18 @@ class EntityFeatures:
         )
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
+
+
+def _rolling_at(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr, window: timedelta, inclusive: bool, agg: str) -> pl.Series:
+    """`agg` of the events with event time in [at - window, at) (`(at - window, at]` when inclusive), per
+    spine row: the spine instants are inserted as null-valued markers and a rolling aggregate is read there."""
+    markers = sp.select("_kid", at.alias("_time"), pl.lit(None, ev.schema["_v"]).alias("_v"), pl.col(K.ROW))
+    events = ev.select("_kid", pl.col("_et").alias("_time"), "_v", pl.lit(None, pl.Int64).alias(K.ROW))
+    both = pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
+    closed: Literal["left", "right"] = "right" if inclusive else "left"
+    rolled = both.with_columns(K.rolling(agg, "_time", window, closed).over("_kid").alias("_x"))
+    at_markers = rolled.filter(pl.col(K.ROW).is_not_null()).select(K.ROW, "_x")
+    return sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left").get_column("_x")
 
 
 def finish(value: pl.Series, n: pl.Series, name: str, agg: str, default: Any, dtype: pl.DataType) -> pl.Series:

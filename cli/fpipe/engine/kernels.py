@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -50,7 +50,7 @@ def prefix_table(events: pl.DataFrame, on: str, with_value: bool) -> pl.DataFram
     An as-of lookup takes the last row at or before an instant; among rows with the same instant that is
     the last one, whose running totals include all of them.
     """
-    ev = events.sort(["_kid", on])
+    ev = events.sort(["_kid", on, "_pos"])
     cols = [pl.col("_kid"), pl.col(on), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_kid").alias("_cn")]
     if with_value:
         cols.append(pl.col("_v").cum_sum().over("_kid").alias("_cs"))
@@ -93,6 +93,20 @@ def cumulative_from_tables(
         return s, n
     mean = pl.select(pl.when(n > 0).then(s.cast(pl.Float64) / n).otherwise(None)).to_series()
     return mean, n
+
+
+def rolling(agg: str, by: str, window: timedelta, closed: Literal["left", "right"]) -> pl.Expr:
+    """A rolling aggregate of `_v` over the time column `by` (a window of `window` ending at each row)."""
+    v = pl.col("_v")
+    if agg == "max":
+        return v.rolling_max_by(by, window_size=window, closed=closed, min_samples=1)
+    if agg == "min":
+        return v.rolling_min_by(by, window_size=window, closed=closed, min_samples=1)
+    if agg == "sum":
+        return v.cast(pl.Float64).rolling_sum_by(by, window_size=window, closed=closed, min_samples=1)
+    if agg == "mean":
+        return v.cast(pl.Float64).rolling_mean_by(by, window_size=window, closed=closed, min_samples=1)
+    raise ValueError(f"no rolling kernel for {agg}")
 
 
 def rank_events(events: pl.DataFrame) -> pl.DataFrame:
