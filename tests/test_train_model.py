@@ -195,6 +195,13 @@ def test_cli_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert meta["split"]["gap"] == "7d" and meta["spine"]["key_columns"] == ["user_id"]
     assert not list((models / "conv_xgb").glob(".tmp-*"))
 
+    # the same training set from a backfill output (parquet + manifest) gives the same bytes
+    table = tmp_path / "out" / "conv_v1.parquet"
+    assert cli(capsys, "--defs", str(defs), "-q", "backfill", "conv_v1", "--out", str(table))[0] == 0
+    code, out, err = cli(capsys, "--defs", str(defs), "-q", "train", "conv_xgb", "--models-dir", str(models), "--training-set", str(table))
+    assert code == 0, err
+    assert (models / "conv_xgb" / "v2" / "model.ubj").read_bytes() == (vdir / "model.ubj").read_bytes()
+
     # a gate that cannot be met: exit 1, the version is still written (immutable record), not promoted
     code, out, err = cli(capsys, "--defs", str(defs), "-q", "train", "conv_gated", "--models-dir", str(models))
     assert code == 1
