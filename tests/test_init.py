@@ -117,3 +117,14 @@ def test_shell_completion_script_and_completions() -> None:
         env={**env, "_FPIPE_COMPLETE": "complete_bash", "COMP_WORDS": "fpipe ex", "COMP_CWORD": "1"},
     )
     assert cmds.stdout.split() == ["explain"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["validate", "--bogus"], "No such option: --bogus"), (["explain", "--key", "user_id=1"], "Missing option '--at'"), (["drift", "--format", "pdf"], "unknown format 'pdf'")],
+)
+def test_usage_errors_exit_2_with_one_clear_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    assert _run(["--defs", str(root / "feature_defs"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err and "Traceback" not in err

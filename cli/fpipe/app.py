@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # click usage errors and anything unexpected
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # Typer >= 0.2x vendors click (typer._click): match its exceptions by class name too
+        if isinstance(exc, click.exceptions.ClickException) or any(c.__name__ == "ClickException" for c in type(exc).__mro__):
             exc.show()
             sys.exit(int(ExitCode.BAD_INPUT))
         if debug:
