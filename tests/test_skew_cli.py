@@ -161,7 +161,7 @@ def test_unknown_served_column(project: Path, capsys: pytest.CaptureFixture[str]
     assert run(project, "s1", "--served", path) == 2
     err = capsys.readouterr().err
     assert "unknown_col.parquet: error: column 'spend_1day' matches no feature of training set 's1'" in err
-    assert "hint: did you mean 'spend_1d'?" in err
+    assert "hint: did you mean 'spend_1d'? (or `columns:` under `serving_logs:`, or skip it with --ignore-column spend_1day)" in err
 
 
 def test_wrong_key_type(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -93,6 +93,14 @@ UNIT_FACTORS: dict[float, str] = {
     24.0: "days vs hours?",
     1 / 24: "hours vs days?",
     -1.0: "sign flipped",
+    1.609344: "miles vs km?",
+    1 / 1.609344: "km vs miles?",
+    2.54: "inches vs cm?",
+    1 / 2.54: "cm vs inches?",
+    0.3048: "feet vs m?",
+    1 / 0.3048: "m vs feet?",
+    0.45359237: "pounds vs kg?",
+    1 / 0.45359237: "kg vs pounds?",
 }
 FULL = 0.999  # an explanation this good (share of mismatches removed) ends the search early
 ACCEPT = 0.5
@@ -104,16 +112,17 @@ def _pct(x: float) -> str:
 
 
 def _factor_text(c: float) -> str:
-    if abs(c) >= 1:
-        return f"x {c:g}"
+    if abs(c) >= 1 or abs(1 / c - round(1 / c)) > 1e-9:
+        return f"x {c:.6g}"
     return f"/ {1 / c:g}"
 
 
 def snap_factor(ratio: float) -> float:
+    """A known unit factor within 0.5% of the ratio, else the ratio itself."""
     for f in UNIT_FACTORS:
         if abs(ratio / f - 1) < 0.005:
             return f
-    return float(f"{ratio:.4g}")
+    return ratio
 
 
 @dataclass

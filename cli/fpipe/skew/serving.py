@@ -18,6 +18,7 @@ from fpipe.spec.model import Definitions, ServingLogSpec
 from fpipe.spec.suggest import did_you_mean, one_of
 
 DEFAULT_TIME = "served_at"
+ROW_ID_NAMES = ("request_id", "row_id")
 
 
 @dataclass
@@ -107,6 +108,8 @@ def load_served_log(
             )
         raise DataError(Diagnostic(f"no time column '{time_col}'", file=shown, hint=hint))
     row_id = row_id or (spec.row_id if spec else None)
+    if row_id is None:  # conventional names need no declaration
+        row_id = next((c for c in ROW_ID_NAMES if c in frame.columns), None)
     if row_id is not None and row_id not in frame.columns:
         raise DataError(
             Diagnostic(f"no row id column '{row_id}'", file=shown, hint=did_you_mean(row_id, frame.columns) or "pass --row-id")
@@ -140,8 +143,9 @@ def load_served_log(
                 Diagnostic(
                     f"column '{c}' matches no feature of {where}",
                     file=shown,
-                    hint=(hint + " " if hint else "")
-                    + f"(map it with `columns:` under `serving_logs:`, or skip it with --ignore-column {c})",
+                    hint=(f"{hint} (or" if hint else "map it with")
+                    + f" `columns:` under `serving_logs:`, or skip it with --ignore-column {c}"
+                    + (")" if hint else ""),
                 )
             )
         features.append(feat)
