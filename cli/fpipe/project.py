@@ -183,14 +183,17 @@ class Project:
         sources[lab.source] = dataclasses.replace(src, observed_until=max_et)  # type: ignore[arg-type]
         return dataclasses.replace(defs, sources=sources)
 
-    def apply_checks(self, frames: Mapping[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], ChecksOutcome]:
-        """Row checks by each source's `on_fail` (engine/checks.py): the frames to use and what was set aside."""
+    def apply_checks(
+        self, frames: Mapping[str, pl.DataFrame], *, full_rows: bool = True
+    ) -> tuple[dict[str, pl.DataFrame], ChecksOutcome]:
+        """Row checks by each source's `on_fail` (engine/checks.py): the frames to use and what was set aside
+        (with every source column when `full_rows`; callers that drop the quarantine skip that re-read)."""
         from fpipe.dataquality import with_all_columns
         from fpipe.engine.checks import apply_checks
 
         where = {n: display_path(self.defs.sources[n].path) for n in frames}
         clean, outcome = apply_checks(self.defs.sources, frames, self.defs.timezone, where)
-        return clean, with_all_columns(self, outcome)
+        return clean, with_all_columns(self, outcome) if full_rows else outcome
 
     def _check_types(self, frames: Mapping[str, pl.DataFrame], feats: Iterable[FeatureSpec], labels: Iterable[LabelSpec]) -> None:
         specs: list[FeatureSpec | LabelSpec] = [*feats, *labels]
@@ -336,7 +339,7 @@ class Project:
         if sources is None:
             names = list(dict.fromkeys(f.source for f in feats if f.source))
             sources = {n: project.read_source(n, project.source_columns(n, feats, [])) for n in names}
-            sources, _ = project.apply_checks(sources)
+            sources, _ = project.apply_checks(sources, full_rows=False)
             project._check_types(sources, feats, [])
         base = spine.drop([c for c in spine.columns if c in feature_names])
         return B.compute_features(defs, feature_names, base, time_col, keys, sources, where=where)
@@ -347,7 +350,7 @@ class Project:
         feats = [self.defs.features[n] for n in needed if not self.defs.features[n].is_derived]
         names = list(dict.fromkeys(f.source for f in feats if f.source))
         frames = {n: self.read_source(n, self.source_columns(n, feats, [])) for n in names}
-        frames, _ = self.apply_checks(frames)
+        frames, _ = self.apply_checks(frames, full_rows=False)
         self._check_types(frames, feats, [])
         return frames
 
