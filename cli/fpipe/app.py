@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # Typer >= 0.2x vendors click (typer._click): match its exceptions by class name too
         if isinstance(exc, click.exceptions.ClickException) or any(c.__name__ == "ClickException" for c in type(exc).__mro__):
-            exc.show()
+            exc.show()  # type: ignore[attr-defined]
             sys.exit(int(ExitCode.BAD_INPUT))
         if debug:
             raise

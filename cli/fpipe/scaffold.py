@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import polars as pl
 
