@@ -143,7 +143,8 @@ def serve(
     row: dict[str, object] = {"request_id": rid, "user_id": user, "merchant_id": merchant, "served_at": t}
     values: dict[str, object] = dict.fromkeys(FEATURES)
     values.update(user_txn_count_1h=0, user_txn_count_24h=0, user_spend_7d=0.0, user_spend_30d=0.0,
-                  user_declines_24h=0, user_distinct_merchants_7d=0, user_sessions_24h=0)
+                  user_declines_24h=0, user_distinct_merchants_7d=0, user_sessions_24h=0,
+                  spend_ratio=0.0)  # a guest checkout (no user): empty windows, spend 0
     if user is not None:
         u = int(user)  # type: ignore[call-overload]
         kept = srv.user_tx[u] = [x for x in srv.user_tx.get(u, ()) if x[0] >= t - 30 * D]  # prune the store

@@ -4,7 +4,8 @@ Pure: no file IO, no engine. `offline` is what `Project.compute_features` return
 served rows; it is joined to the served rows on `_row` when present (the position of the served row),
 else on the row id, else on the keys and the time.
 
-Row-level rules (per feature, over the covered rows: keys and time not null, offline row found):
+Row-level rules (per feature, over the covered rows: time not null, offline row found; a null key is
+compared, since offline it sees no rows):
 - numbers match when `|s - o| <= atol + rtol * max(|s|, |o|)` or `s == o` (infinities);
   NaN equals NaN; null equals null; null (or NaN) on one side only is a mismatch;
 - other types (strings, booleans, lists) match by equality, null equals null;
@@ -197,8 +198,8 @@ def join_served(
     if casts:
         frame = frame.with_columns(casts)
 
-    key_ok = pl.all_horizontal([pl.col(k).is_not_null() for k in keys]) if keys else pl.lit(True)
-    frame = frame.with_columns((pl.col(FOUND) & key_ok & pl.col(time_col).is_not_null()).alias(COVERED))
+    # a row with a null key is compared (it sees no rows offline: counts 0, others null or default)
+    frame = frame.with_columns((pl.col(FOUND) & pl.col(time_col).is_not_null()).alias(COVERED))
     ths = {f: _thresholds_for(thresholds, f) for f in features}
     frame = frame.with_columns(
         [
@@ -545,8 +546,10 @@ def compare_served_joined(
         report.notes.append(f"{log.duplicate_keys:,} served rows repeat the keys and time of an earlier row")
     if log.duplicate_row_ids:
         report.notes.append(f"{log.duplicate_row_ids:,} served rows repeat an earlier row id")
-    if log.null_keys or log.null_times:
-        report.notes.append(f"{log.null_keys:,} rows with a null key and {log.null_times:,} with a null time were not compared")
+    if log.null_keys:
+        report.notes.append(f"{log.null_keys:,} served rows have a null key (compared: offline they see no rows)")
+    if log.null_times:
+        report.notes.append(f"{log.null_times:,} served rows with a null time were not compared")
     if log.offline_duplicates:
         report.notes.append(f"{log.offline_duplicates:,} offline rows repeated a join key (the first was used)")
     return report, j

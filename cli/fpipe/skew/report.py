@@ -202,7 +202,7 @@ class FeatureSkew:
 @dataclass
 class LogSummary:
     served_rows: int
-    covered_rows: int  # served rows with keys and time that found their offline row
+    covered_rows: int  # served rows with a time that found their offline row
     null_keys: int
     null_times: int
     unmatched: int  # rows with keys and time whose offline row is missing
