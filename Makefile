@@ -42,7 +42,7 @@ skew-report: $(STAMP)
 	$(FPIPE) skew-report fraud_v1 || test $$? -eq 1   # exit 1 = skew found (the simulator injects faults)
 
 train: $(STAMP)
-	$(FPIPE) train flights_delay_xgb --defs feature_defs
+	$(FPIPE) --defs feature_defs train flights_delay_xgb
 
 bench: $(STAMP)
 	$(PY) -m bench.run --sizes S,M

@@ -70,6 +70,28 @@ else
   skip backfill
 fi
 
+step "fpipe validate --data (row checks, late and out-of-order rows)"
+if has validate; then run_result "$FPIPE" --defs "$DEFS" validate --data; else skip validate; fi
+
+step "fpipe late"
+if has late; then "$FPIPE" --defs "$DEFS" late; else skip late; fi
+
+step "fpipe explain: one user at one checkout, and the rows behind each value"
+if has explain; then
+  "$FPIPE" --defs "$DEFS" explain --at 2024-01-12T10:00:58Z --key user_id=1024 --key merchant_id=101 --set fraud_v1 --summary
+else
+  skip explain
+fi
+
+step "fpipe drift fraud_v1 (weekly buckets; the first weeks are a cold start)"
+if has drift; then
+  run_result "$FPIPE" --defs "$DEFS" drift fraud_v1 --training-set "$OUT/fraud_v1.parquet" --every 1w \
+    --format html --out "$OUT/fraud_v1.drift.html"
+  echo "wrote $OUT/fraud_v1.drift.html"
+else
+  skip drift
+fi
+
 step "fpipe skew-report fraud_v1"
 SERVED=sample_data/shop/serving_log.parquet
 if ! has skew-report; then
@@ -83,12 +105,26 @@ fi
 step "fpipe train flights_delay_xgb"
 if has train; then
   run_result "$FPIPE" --defs "$DEFS" train flights_delay_xgb
+  if has models show; then
+    step "fpipe models show flights_delay_xgb (the model card)"
+    "$FPIPE" --defs "$DEFS" models show flights_delay_xgb
+  fi
   if [[ "${FPIPE_DEMO_LEAK:-0}" == "1" ]]; then
     step "fpipe train flights_delay_leaky_xgb (the leak, for comparison)"
     run_result "$FPIPE" --defs "$DEFS" train flights_delay_leaky_xgb
   fi
 else
   skip train
+fi
+
+step "fpipe init: a new project that validates and backfills as created"
+if has init; then
+  NEW="$(mktemp -d)/new_project"
+  FPIPE_ABS="$(cd "$(dirname "$FPIPE")" && pwd)/$(basename "$FPIPE")"
+  "$FPIPE_ABS" --quiet init "$NEW"
+  (cd "$NEW" && "$FPIPE_ABS" validate && "$FPIPE_ABS" --quiet backfill reorder_v1 && echo "ok: $NEW/out/reorder_v1.parquet")
+else
+  skip init
 fi
 
 step "demo finished"
