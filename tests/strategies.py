@@ -355,6 +355,8 @@ def scenarios(draw: st.DrawFn, with_label: bool | None = None, allow_naive: bool
         if draw(st.integers(0, 3)) == 0:
             kw["available_time"] = None
             kw["lag"] = mins(draw(st.sampled_from([0, 1, -1])))
+        elif draw(st.integers(0, 5)) == 0:
+            kw["lag"] = mins(draw(st.sampled_from([1, 2])))  # on top of the available_time column
         if draw(st.integers(0, 4)) == 0:
             kw["observed_until"] = at(draw(st.sampled_from([12, 20])))
         srcs.append(source_spec(name, **kw))
@@ -482,7 +484,8 @@ def any_inclusive(defs: Definitions) -> bool:
 def invisible_at(r: Mapping[str, Any], t: datetime, inclusive: bool, src: SourceSpec) -> bool:
     """A raw scenario row (aware times) that no feature may see at t (under the given cutoff)."""
     et = r["ts"]
-    av = r["avail"] if src.available_time is not None else et + src.lag if et is not None else None
+    av = r["avail"] if src.available_time is not None else et
+    av = av + src.lag if av is not None else None
     if et is None or av is None:
         return True
     return max(et, av) > t if inclusive else max(et, av) >= t
