@@ -240,32 +240,47 @@ def choose_bucket(span: timedelta) -> str:
     return _BUCKETS[-1][0]
 
 
-def change_point(mismatch: np.ndarray) -> tuple[int, float, float, float] | None:
+def _bernoulli_ll(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Maximised Bernoulli log-likelihood of x successes in m trials (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(m > 0, x / np.maximum(m, 1), 0.0)
+        a = np.where(x > 0, x * np.log(np.where(x > 0, p, 1.0)), 0.0)
+        b = np.where(m - x > 0, (m - x) * np.log(np.where(m - x > 0, 1.0 - p, 1.0)), 0.0)
+    return np.asarray(a + b)
+
+
+def change_point(mismatch: np.ndarray, coarse: int = 4096) -> tuple[int, float, float, float] | None:
     """Best single split of a time-ordered 0/1 series (two Bernoulli segments, maximum likelihood).
 
-    Returns (index of the first row after the split, rate before, rate after, log-likelihood gain)."""
+    Returns (index of the first row after the split, rate before, rate after, log-likelihood gain).
+    Long series are searched on a grid of `coarse` splits, then exactly around the best one."""
     n = mismatch.size
     if n < 2:
         return None
     cs = np.cumsum(mismatch, dtype=np.float64)
-    total = cs[-1]
-    k = np.arange(1, n, dtype=np.float64)  # rows before the split
-    left = cs[:-1]
-    right = total - left
+    total = float(cs[-1])
 
-    def ll(x: np.ndarray | float, m: np.ndarray | float) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        m = np.asarray(m, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(m > 0, x / m, 0.0)
-            a = np.where(x > 0, x * np.log(np.where(p > 0, p, 1.0)), 0.0)
-            b = np.where(m - x > 0, (m - x) * np.log(np.where(p < 1, 1 - p, 1.0)), 0.0)
-        return np.asarray(a + b)
+    def gains(splits: np.ndarray) -> np.ndarray:
+        left = cs[splits - 1]
+        k = splits.astype(np.float64)
+        return _bernoulli_ll(left, k) + _bernoulli_ll(total - left, n - k) - _bernoulli_ll(
+            np.array([total]), np.array([float(n)])
+        )
 
-    gains = ll(left, k) + ll(right, n - k) - ll(total, float(n))
-    i = int(np.argmax(gains))
-    split = i + 1
-    return split, float(left[i] / split), float(right[i] / (n - split)), float(gains[i])
+    if n - 1 > 2 * coarse:
+        grid = np.unique(np.linspace(1, n - 1, coarse).astype(np.int64))
+        g = gains(grid)
+        i = int(np.argmax(g))
+        lo = int(grid[max(i - 1, 0)])
+        hi = int(grid[min(i + 1, grid.size - 1)])
+        splits = np.arange(lo, hi + 1, dtype=np.int64)
+    else:
+        splits = np.arange(1, n, dtype=np.int64)
+    g = gains(splits)
+    i = int(np.argmax(g))
+    split = int(splits[i])
+    left = float(cs[split - 1])
+    return split, left / split, (total - left) / (n - split), float(g[i])
 
 
 def _row_metrics(j: Joined, cov: pl.DataFrame, worst_n: int) -> dict[str, RowMetrics]:
