@@ -99,7 +99,7 @@ def test_engine_no_leakage(sc: Scenario, data: st.DataObject) -> None:
     before = run(sc, defs=defs).frame
     after = run(sc, mutated, defs).frame
     for f in defs.training_sets["ts"].features:
-        a, b = before.get_column(f)[i], after.get_column(f)[i]
+        a, b = before.get_column(f).to_list()[i], after.get_column(f).to_list()[i]
         assert values_equal(a, b), f"{f}: {a!r} -> {b!r} after changing invisible rows\n" + explain(sc)
 
 
