@@ -190,3 +190,20 @@ def test_a_million_rows_stay_fast() -> None:
                             time_col="served_at", row_id="request_id")
     assert time.perf_counter() - t < 20
     assert report.feature("f0").status == "fail" and report.feature("f1").status == "pass"
+
+
+def test_numbers_logged_as_strings_are_compared_as_numbers() -> None:
+    served, _ = frames(["1.0", "2.0", None], ["1.0", "2.0", None], dtype=pl.String)
+    _, offline = frames([1.0, 2.5, None], [1.0, 2.5, None])
+    f = run(served, offline).feature("x")
+    assert f.kind == "numeric" and f.row.mismatches == 1
+
+
+def test_incompatible_types_are_a_data_error() -> None:
+    from fpipe.errors import DataError
+
+    served, _ = frames(["a", "b"], ["a", "b"], dtype=pl.String)
+    _, offline = frames([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(DataError, match="column 'x' is String, but feature 'x' is Float64"):
+        compare_served(served, offline, ["x"], Thresholds(), keys=["user_id"], time_col="served_at",
+                       served_file="log.csv")

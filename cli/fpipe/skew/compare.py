@@ -176,6 +176,13 @@ def join_served(
     casts: list[pl.Expr] = []
     for f in features:
         sd, od = frame.schema[served_col(f)], frame.schema[offline_col(f)]
+        if sd == pl.String and (od.is_numeric() or od == pl.Boolean):
+            # text logs (CSV) may hold numbers or booleans as strings, or a column of empty strings
+            try:
+                frame = frame.with_columns(pl.col(served_col(f)).cast(od, strict=True))
+                sd = od
+            except pl.exceptions.PolarsError:
+                pass
         kind = feature_kind(sd, od)
         if kind == "other" and sd != od and pl.Null not in (sd, od):
             raise DataError(
