@@ -66,6 +66,9 @@ class World:
 
     def recompute(self, spine: pl.DataFrame, features: list[str], ov: Overrides) -> pl.DataFrame:
         t = np.array([int((x - T0).total_seconds()) for x in spine["served_at"]]) + int(ov.time_shift.total_seconds())
+        if ov.time_floor is not None:  # T0 is midnight UTC: flooring since T0 is flooring since the epoch
+            period = int(ov.time_floor.total_seconds())
+            t = t // period * period
         lag = int(ov.source_lags.get("tx", timedelta(0)).total_seconds())
         vals = self.compute(spine["user_id"].to_numpy(), t, lag=lag, inclusive=ov.cutoff == "inclusive")
         return pl.DataFrame({f: vals[f] for f in features}).with_columns(
@@ -87,7 +90,8 @@ def _run(world: World, served_values: dict[str, np.ndarray]):
                                       row_id="request_id")
     origins = {f: FeatureOrigin(sources=("tx",), cutoff="exclusive") for f in feats}
     diagnose(j, report, world.recompute, origins, lag_grid=[timedelta(seconds=s) for s in (5, 15, 30, 60, 120)],
-             hour_shifts=[1, -1, 2, -2])
+             hour_shifts=[1, -1, 2, -2], stale_ages=[timedelta(minutes=5)],
+             refresh_periods=[timedelta(minutes=5), timedelta(minutes=15)])
     return report, truth
 
 
@@ -172,3 +176,12 @@ def test_random_noise_has_no_single_explanation(world: World) -> None:
     d = report.feature("spend").diagnosis
     assert d is not None and d.cause is None
     assert d.summary == "no single explanation found"
+
+
+def test_periodic_refresh_is_a_stale_value(world: World) -> None:
+    refreshed = world.compute(world.req_user, world.req_t // 900 * 900)
+    report, _ = _run(world, {"n_tx": refreshed["n_tx"]})
+    d = report.feature("n_tx").diagnosis
+    assert d is not None and d.cause == "stale_value", d
+    assert d.parameters == {"refresh_seconds": 900.0}
+    assert d.summary == "stale value (cache or TTL): values refreshed every 15m"

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
     @app.command("skew-report", help=HELP)
     def skew_report(
         ctx: typer.Context,
-        training_set: str | None = typer.Argument(None, metavar="[SET]", help="Training set whose serving log to check."),
+        training_set: str | None = typer.Argument(None, metavar="SET", help="Training set whose serving log to check."),
         served: Path | None = typer.Option(None, "--served", help="Serving log (parquet, csv, ndjson); default: the one declared under serving_logs:."),
         fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown | html | junit."),
         json_out: bool = typer.Option(False, "--json", help="Same as --format json."),

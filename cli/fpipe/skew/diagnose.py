@@ -11,7 +11,8 @@ offline values under an override through a `recompute` callable, then measures t
 | null_filling     | served constant c where offline is null (nulls served as 0), or served null          |
 | scale            | offline x c, c the median served/offline ratio snapped to a unit factor (x100, /1000) |
 | offset           | offline + d, d the median served - offline difference                                |
-| stale_value      | served equals the offline value at one of the previous requests for the same key     |
+| stale_value      | served equals the offline value at one of the previous requests for the same key,    |
+|                  | or the value recomputed at t - age, or at t truncated to a refresh period            |
 
 An explanation is accepted when it removes at least half of the mismatches; among explanations within
 0.1 percentage point of the best match rate the first in the table wins (mechanisms before symptoms: a
@@ -45,6 +46,7 @@ class Overrides:
     # on top of its available_time (or its declared lag)
     cutoff: str | None = None  # 'inclusive' | 'exclusive' for every feature
     time_shift: timedelta = timedelta(0)  # recompute at t + time_shift
+    time_floor: timedelta | None = None  # recompute at t truncated to this period (a periodic refresh)
 
 
 Recompute = Callable[[pl.DataFrame, list[str], Overrides], pl.DataFrame]
@@ -74,6 +76,8 @@ LAG_GRID = [
     timedelta(seconds=s) for s in (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
 ]
 HOUR_SHIFTS = [h * s for h in range(1, 13) for s in (1, -1)]
+STALE_AGES = [timedelta(minutes=m) for m in (1, 5, 10, 15, 30)]  # values as of t - age
+REFRESH_PERIODS = [timedelta(minutes=m) for m in (1, 5, 15, 60, 1440)]  # values as of floor(t, period)
 STALE_DEPTH = 8
 UNIT_FACTORS: dict[float, str] = {
     100.0: "cents vs dollars?",
@@ -314,6 +318,8 @@ def diagnose(
     seed: int = 0,
     lag_grid: Sequence[timedelta] = LAG_GRID,
     hour_shifts: Sequence[int] = HOUR_SHIFTS,
+    stale_ages: Sequence[timedelta] = STALE_AGES,
+    refresh_periods: Sequence[timedelta] = REFRESH_PERIODS,
 ) -> None:
     """Set `diagnosis` on every feature whose mismatch-rate check warns or fails."""
     origins = origins or {}
@@ -347,8 +353,22 @@ def diagnose(
             feats = [f for f in feats if not _full(cands[f], exclude=SYMPTOMS)]
             if feats:
                 _sweep_lag(j, smp, recompute, src, feats, before, cands, lag_grid)
-        # whole-hour time shifts, only when nothing explains it yet
+        # stale values that no earlier request explains: a fixed age, or a periodic refresh
         rest = [f for f in targets if not _full(cands[f], exclude=SYMPTOMS)]
+        for ov, desc, params in [
+            *[(Overrides(time_shift=-age), f"values as of {format_duration(age)} before the request",
+               {"age_seconds": age.total_seconds()}) for age in stale_ages],
+            *[(Overrides(time_floor=per), f"values refreshed every {format_duration(per)}",
+               {"refresh_seconds": per.total_seconds()}) for per in refresh_periods],
+        ]:
+            if not rest:
+                break
+            rates = _recompute_rates(j, smp, recompute, rest, ov)
+            for f, r in rates.items():
+                cands[f].append(_cand("stale_value", desc, r, before[f], params))
+            rest = [f for f in rest if not _full(cands[f])]
+        # whole-hour time shifts, only when nothing explains it yet
+        rest = [f for f in targets if not _full(cands[f])]
         for h in hour_shifts:
             if not rest:
                 break
@@ -358,14 +378,14 @@ def diagnose(
                 sign = "+" if h > 0 else "-"
                 cands[f].append(_cand("time_shift", f"request times shifted by {sign}{abs(h)}h", r, before[f],
                                       {"hours": h}))
-            rest = [f for f in rest if not _full(cands[f], exclude=SYMPTOMS)]
+            rest = [f for f in rest if not _full(cands[f])]
 
     for f in targets:
         fs = report.feature(f)
         exact_before = fs.row.match_rate
         ordered = sorted(cands[f], key=lambda c: (-c.match_rate, PRIORITY.index(c.cause)))
-        for c in ordered:  # report rates against the exact before-rate of the whole log
-            c.match_rate = min(1.0, max(0.0, c.match_rate - before[f] + exact_before))
+        for c in ordered:  # the share of mismatches removed, applied to the exact before-rate of the whole log
+            c.match_rate = min(1.0, max(0.0, exact_before + c.explained * (1.0 - exact_before)))
         best = _choose(ordered)
         if best is not None and best.explained >= ACCEPT and best.match_rate > exact_before:
             title = CAUSE_TITLES[best.cause]

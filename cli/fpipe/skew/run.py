@@ -19,6 +19,7 @@ from fpipe.skew.diagnose import FeatureOrigin, Overrides, diagnose
 from fpipe.skew.plots import attach_plots
 from fpipe.skew.report import SkewReport
 from fpipe.skew.serving import ServedLog, load_served_log
+from fpipe.spec.durations import format_duration
 from fpipe.spec.model import Definitions, Thresholds
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Jo
         sp = spine
         if ov.time_shift:
             sp = sp.with_columns(pl.col(log.time_col) + ov.time_shift)
+        if ov.time_floor is not None:
+            sp = sp.with_columns(pl.col(log.time_col).dt.truncate(format_duration(ov.time_floor)))
         # an extra delay: a source with an available_time column gets that column shifted in its frame;
         # a source without one gets its declared lag plus the extra
         src_frames = dict(frames)
