@@ -107,6 +107,9 @@ def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.Data
 class _EventGroup:
     events: pl.DataFrame
     prefix: dict[tuple[str, timedelta | None, bool], pl.DataFrame] = field(default_factory=dict)
+    counts: dict[tuple[timedelta, bool], tuple[pl.Series, pl.Series]] = field(default_factory=dict)
+    markers: pl.DataFrame | None = None
+    pending: dict[tuple[timedelta, bool], pl.DataFrame] = field(default_factory=dict)
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
 
@@ -140,6 +143,7 @@ class EntityFeatures:
                 ev = ev.filter(~late)
             else:
                 window = None  # no row is late enough to matter: share the unfiltered table
+        with_value = with_value or ev.schema["_v"].is_numeric()  # one table serves count and sum alike
         cache_key = (on, window, with_value)
         if cache_key not in group.prefix:
             if with_value:
@@ -237,23 +241,40 @@ class EntityFeatures:
             hit = K.lookup(sp, t, table, "_vis", inclusive)
             n = hit.get_column("_x").is_not_null().cast(pl.Int64)
             return hit.get_column("_x"), n, dtype
-        # exact visible count n, and the count by event time alone: pending = by_time - n
-        plus = K.lookup(sp, t, self._prefix(group, "_vis", window, False), "_vis", inclusive)
-        minus = K.lookup(sp, t - pl.lit(window), self._prefix(group, "_et", window, False), "_et", inclusive)
-        n, _ = K.cumulative_from_tables(plus, minus, "count", None)
-        et_table = self._prefix(group, "_et", None, False)
-        by_time, _ = K.cumulative_from_tables(
-            K.lookup(sp, t, et_table, "_et", inclusive), K.lookup(sp, t - pl.lit(window), et_table, "_et", inclusive), "count", None
-        )
-        value = _rolling_at(sp, ev, t, window, inclusive, agg)
-        pending = (by_time - n) > 0
+        n, pending = self._window_counts(group, window, inclusive)
+        if group.markers is None:
+            group.markers = _marker_frame(sp, ev, t)
+        value = _rolling_from_markers(sp, group.markers, window, inclusive, agg)
         if pending.any():
-            rows = sp.filter(pending)
-            res = K.pairs(rows, ev, ["_kid"], agg, condition=condition, has_value=True)
+            key = (window, inclusive)
+            if key not in group.pending:
+                rows = sp.filter(pending)
+                group.pending[key] = K.pair_rows(rows, ev.sort(["_et", "_avail", "_pos"]), ["_kid"], condition)
+            res = K.aggregate_pairs(group.pending[key], agg, True)
             fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left").get_column(K.VAL)
             value = pl.select(pl.when(pending).then(fixed).otherwise(value)).to_series()
         value = pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series()
         return value.cast(dtype), n, dtype
+
+    def _window_counts(self, group: _EventGroup, window: timedelta, inclusive: bool) -> tuple[pl.Series, pl.Series]:
+        """The exact visible count n of a window, and whether a spine row has *pending* rows (event time in
+        the window, not yet visible): pending = count by event time alone - n > 0."""
+        key = (window, inclusive)
+        if key not in group.counts:
+            sp = self.es.sorted
+            t = pl.col(K.T)
+            plus = K.lookup(sp, t, self._prefix(group, "_vis", window, False), "_vis", inclusive)
+            minus = K.lookup(sp, t - pl.lit(window), self._prefix(group, "_et", window, False), "_et", inclusive)
+            n, _ = K.cumulative_from_tables(plus, minus, "count", None)
+            et_table = self._prefix(group, "_et", None, False)
+            by_time, _ = K.cumulative_from_tables(
+                K.lookup(sp, t, et_table, "_et", inclusive),
+                K.lookup(sp, t - pl.lit(window), et_table, "_et", inclusive),
+                "count",
+                None,
+            )
+            group.counts[key] = (n, (by_time - n) > 0)
+        return group.counts[key]
 
     def label(self, label: LabelSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         assert label.source and label.entity and label.horizon is not None
@@ -297,16 +318,25 @@ class EntityFeatures:
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
 
-def _rolling_at(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr, window: timedelta, inclusive: bool, agg: str) -> pl.Series:
-    """`agg` of the events with event time in [at - window, at) (`(at - window, at]` when inclusive), per
-    spine row: the spine instants are inserted as null-valued markers and a rolling aggregate is read there."""
+def _marker_frame(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr) -> pl.DataFrame:
+    """Events (by event time) and the spine instants `at` as null-valued markers, sorted by key and time."""
     markers = sp.select("_kid", at.alias("_time"), pl.lit(None, ev.schema["_v"]).alias("_v"), pl.col(K.ROW))
     events = ev.select("_kid", pl.col("_et").alias("_time"), "_v", pl.lit(None, pl.Int64).alias(K.ROW))
-    both = pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
+    return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
+
+
+def _rolling_from_markers(sp: pl.DataFrame, both: pl.DataFrame, window: timedelta, inclusive: bool, agg: str) -> pl.Series:
+    """`agg` of the events with event time in [at - window, at) (`(at - window, at]` when inclusive), per
+    spine row, read at its marker from a rolling aggregate over event time."""
     closed: Literal["left", "right"] = "right" if inclusive else "left"
-    rolled = both.with_columns(K.rolling(agg, "_time", window, closed).over("_kid").alias("_x"))
-    at_markers = rolled.filter(pl.col(K.ROW).is_not_null()).select(K.ROW, "_x")
+    at_markers = both.select(K.ROW, K.rolling(agg, "_time", window, closed).over("_kid").alias("_x")).filter(
+        pl.col(K.ROW).is_not_null()
+    )
     return sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left").get_column("_x")
+
+
+def _rolling_at(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr, window: timedelta, inclusive: bool, agg: str) -> pl.Series:
+    return _rolling_from_markers(sp, _marker_frame(sp, ev, at), window, inclusive, agg)
 
 
 def finish(value: pl.Series, n: pl.Series, name: str, agg: str, default: Any, dtype: pl.DataType) -> pl.Series:

@@ -151,19 +151,27 @@ def pairs(
     ordered_events = events.sort(["_et", "_avail", "_pos"])
     parts = []
     for chunk in _chunks(spine.select([ROW, *keys, T]), ordered_events, keys):
-        if keys:
-            joined = chunk.join(ordered_events, on=keys, how="inner", maintain_order="right_left")
-        else:
-            joined = chunk.join(ordered_events, how="cross")
-        joined = joined.filter(condition(pl.col(T)))
-        # rows in (event_time, available_time, input position) order within each spine row
-        joined = joined.sort([ROW, "_et", "_avail", "_pos"])
-        parts.append(joined.group_by(ROW, maintain_order=True).agg(_pair_aggs(agg, has_value, k, ddof)))
+        joined = pair_rows(chunk, ordered_events, keys, condition)
+        parts.append(aggregate_pairs(joined, agg, has_value, k, ddof))
     schema: dict[str, pl.DataType] = {ROW: pl.Int64(), VAL: _out_dtype(agg, value_dtype, has_value), N: pl.Int64()}
     if not parts:
         return pl.DataFrame(schema=schema)
     out = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
     return out.with_columns(pl.col(N).cast(pl.Int64))
+
+
+def pair_rows(spine: pl.DataFrame, events: pl.DataFrame, keys: list[str], condition: CondBuilder) -> pl.DataFrame:
+    """Every (spine row, event of its key) pair that satisfies `condition`, ordered within each spine row
+    by (event_time, available_time, input position)."""
+    if keys:
+        joined = spine.select([ROW, *keys, T]).join(events, on=keys, how="inner", maintain_order="right_left")
+    else:
+        joined = spine.select([ROW, T]).join(events, how="cross")
+    return joined.filter(condition(pl.col(T))).sort([ROW, "_et", "_avail", "_pos"])
+
+
+def aggregate_pairs(joined: pl.DataFrame, agg: str, has_value: bool, k: int | None = None, ddof: int = 1) -> pl.DataFrame:
+    return joined.group_by(ROW, maintain_order=True).agg(_pair_aggs(agg, has_value, k, ddof))
 
 
 def _out_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.DataType:
