@@ -109,6 +109,7 @@ class _EventGroup:
     prefix: dict[tuple[str, timedelta | None, bool], pl.DataFrame] = field(default_factory=dict)
     counts: dict[tuple[timedelta, bool], tuple[pl.Series, pl.Series]] = field(default_factory=dict)
     markers: pl.DataFrame | None = None
+    sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
     pending: dict[tuple[timedelta, bool], pl.DataFrame] = field(default_factory=dict)
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
@@ -136,7 +137,9 @@ class EntityFeatures:
 
     def _prefix(self, group: _EventGroup, on: str, window: timedelta | None, with_value: bool) -> pl.DataFrame:
         """Prefix table over `on`, from the rows that can be in a window of length `window` (all when None)."""
-        ev = group.events
+        if on not in group.sorted_by:
+            group.sorted_by[on] = group.events.sort(["_kid", on, "_pos"])
+        ev = group.sorted_by[on]  # filtering keeps the order: one sort per (group, on)
         if window is not None:
             late = (pl.col("_vis") - pl.col("_et")) >= pl.lit(window)
             if ev.select(late.any()).item():
@@ -148,7 +151,7 @@ class EntityFeatures:
         if cache_key not in group.prefix:
             if with_value:
                 ev = ev.with_columns(pl.col("_v").cast(_value_dtype_for_sum(ev.schema["_v"])))
-            group.prefix[cache_key] = K.prefix_table(ev, on, with_value)
+            group.prefix[cache_key] = K.prefix_table(ev, on, with_value, presorted=True)
         return group.prefix[cache_key]
 
     def _best(self, group: _EventGroup, pick: str) -> tuple[pl.DataFrame, pl.DataFrame]:

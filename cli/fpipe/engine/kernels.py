@@ -44,13 +44,13 @@ PAIRS_PER_CHUNK = 4_000_000
 CondBuilder = Callable[[pl.Expr], pl.Expr]  # given the spine time expr, a boolean over event columns
 
 
-def prefix_table(events: pl.DataFrame, on: str, with_value: bool) -> pl.DataFrame:
+def prefix_table(events: pl.DataFrame, on: str, with_value: bool, presorted: bool = False) -> pl.DataFrame:
     """Per key (`_kid`), the running row count `_cn` (and value sum `_cs`) in `on` order.
 
     An as-of lookup takes the last row at or before an instant; among rows with the same instant that is
     the last one, whose running totals include all of them.
     """
-    ev = events.sort(["_kid", on, "_pos"])
+    ev = events if presorted else events.sort(["_kid", on, "_pos"])
     cols = [pl.col("_kid"), pl.col(on), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_kid").alias("_cn")]
     if with_value:
         cols.append(pl.col("_v").cum_sum().over("_kid").alias("_cs"))
