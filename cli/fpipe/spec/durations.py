@@ -63,14 +63,14 @@ def parse_duration(value: object) -> timedelta:
 
 
 def format_duration(td: timedelta) -> str:
-    """Inverse of parse_duration, in canonical compound form (`1h30m`, `-2h`, `0s`)."""
+    """Inverse of parse_duration, in canonical compound form (`1h30m`, `30d`, `7d`, `-2h`, `0s`)."""
     us = td // timedelta(microseconds=1)
     if us == 0:
         return "0s"
     sign = "-" if us < 0 else ""
     us = abs(us)
     out = []
-    for unit in ("w", "d", "h", "m", "s", "ms"):
+    for unit in ("d", "h", "m", "s", "ms"):  # days, never weeks: 30d and 7d read as users write them
         size = UNITS_US[unit]
         n, us = divmod(us, size)
         if n:
