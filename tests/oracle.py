@@ -48,8 +48,9 @@ Keys
   * A null (or NaN) key part never matches; composite keys match on all parts (Python equality).
 Labels
   * rows with non-null et, key match, `t + gap <= et < t + gap + horizon` (inclusive: `t + gap < et <=
-    t + gap + horizon`); availability ignored entirely (null available_time rows count). first/last/latest
-    order label rows by (event_time, input position) -- availability is not used for labels.
+    t + gap + horizon`); availability does not select label rows (null available_time rows count).
+    first/last/latest order label rows like features, by (event_time, available_time, input position),
+    a null available_time sorting after every non-null one (never available = later than anything).
   * observed_until = label's, else the source's, else the max non-null event_time over all rows of the
     label source (any key, no `where`). censored iff t is not null and (observed_until is None or
     t + gap + horizon > observed_until): the edge `==` is observed (not censored).
@@ -429,10 +430,10 @@ def hop_floor(instant: datetime, hop: timedelta) -> datetime:
 _NO_VALUE = object()  # marks "no value qualified": default applies
 
 
-def _order_key(r: Row, with_avail: bool) -> tuple[Any, ...]:
-    if with_avail:
-        return (r.et or EPOCH, r.avail or EPOCH, r.pos)
-    return (r.et or EPOCH, r.pos)
+def _order_key(r: Row) -> tuple[Any, ...]:
+    """(event_time, available_time, input position); a null available_time (only possible in a label
+    window) sorts after every non-null one: never available is later than any availability."""
+    return (r.et or EPOCH, r.avail is None, r.avail or EPOCH, r.pos)
 
 
 def aggregate(
@@ -445,13 +446,12 @@ def aggregate(
     ddof: int = 1,
     k: int | None = None,
     skip_nulls: bool = False,
-    order_with_avail: bool = True,
 ) -> Any:
     """One aggregation over already-selected rows. Returns _NO_VALUE when no value qualified."""
     if agg == "count":
         n = len(rows) if column is None else sum(1 for r in rows if r.values.get(column) is not None)
         return n if n else _NO_VALUE
-    ordered = sorted(rows, key=lambda r: _order_key(r, order_with_avail))
+    ordered = sorted(rows, key=_order_key)
     if agg == "latest":
         cands = [r for r in ordered if not skip_nulls or r.values.get(column) is not None]
         return cands[-1].values.get(column) if cands else _NO_VALUE
@@ -767,8 +767,7 @@ class _Builder:
                     inside = (lo < r.et <= hi) if cutoff is Cutoff.INCLUSIVE else (lo <= r.et < hi)
                     if inside and _where(lab.where, r.values):
                         selected.append(r)
-        value = aggregate(lab.agg, lab.column, selected, t or EPOCH, int_column=int_column,
-                          order_with_avail=False)
+        value = aggregate(lab.agg, lab.column, selected, t or EPOCH, int_column=int_column)
         if value is _NO_VALUE:
             value = lab.default if lab.default is not None else _empty_value(lab.agg, int_column)
         if lab.expr is not None:

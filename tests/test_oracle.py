@@ -463,6 +463,22 @@ def case_label_uses_event_time_only() -> RuleCase:
 
 
 @case
+def case_label_first_last_order_like_features_null_available_time_last() -> RuleCase:
+    """Label rows at et 2: (avail 3, s=a), (avail 1, s=b), (avail null, s=c), (avail 1, s=d).
+    Order (et, avail, pos), null avail last: b(1,pos1) d(1,pos3) a(3) c(null) -> first b, last c."""
+    rows = [row(1, 2, 3, s="a"), row(1, 2, 1, s="b"), row(1, 2, None, s="c"), row(1, 2, 1, s="d"), row(9, 20)]
+    last = make_defs([feature("c", "count")], label("lbl", "last", "s"))
+    return RuleCase(last, {"ev": rows, "cb": []}, [srow(1, 0)], {"lbl": ["c"]})
+
+
+@case
+def case_label_first_orders_by_available_time_within_event_time_ties() -> RuleCase:
+    rows = [row(1, 2, 3, s="a"), row(1, 2, 1, s="b"), row(1, 2, None, s="c"), row(1, 2, 1, s="d"), row(9, 20)]
+    defs = make_defs([feature("c", "count")], label("lbl", "first", "s"))
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 0)], {"lbl": ["b"]})
+
+
+@case
 def case_label_censor_drop() -> RuleCase:
     """Source max et = 10. h=5: t=5 ends at 10 == observed -> kept; t=6 ends at 11 > 10 -> dropped and
     reported; t=null -> kept (sees nothing, count 0)."""
