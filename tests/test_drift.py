@@ -113,7 +113,7 @@ def test_cli_json_exits_1_and_names_the_drifting_features(project: tuple[Path, P
     assert exc.value.code == 1
     out = json.loads(capsys.readouterr().out)
     assert sorted(out["drifting"]) == sorted(SHIFTING)
-    assert out["every"] == "1w" and out["failed"] is True
+    assert out["every"] == "7d" and out["failed"] is True
     f = next(x for x in out["features"] if x["feature"] == "mean_shift")
     assert f["drifting_from"] == SHIFT.isoformat()
     assert f["buckets"][5]["psi"] > f["buckets"][5]["psi_floor"]
