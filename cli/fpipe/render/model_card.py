@@ -17,6 +17,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _engine_line(meta: Mapping[str, Any]) -> str:
+    engine, info = meta.get("engine", "local"), meta.get("engine_info") or {}
+    if engine != "dask":
+        return f"- **Engine**: {engine} (xgboost.train in one process)"
+    where = "a LocalCluster started by fpipe" if info.get("local_cluster") else f"`{info.get('scheduler')}`"
+    return f"- **Engine**: dask (xgboost.dask.train on {info.get('workers')} workers of {where})"
+
+
 def render_model_card(meta: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
     m = meta["metrics"]
     split = meta["split"]
@@ -28,6 +36,7 @@ def render_model_card(meta: Mapping[str, Any], plots: Sequence[str] = ()) -> str
         f"- **Created**: {meta['created_at']} with fpipe {meta['versions']['fpipe']}, xgboost {meta['versions']['xgboost']}",
         f"- **Booster**: `{meta['model_file']}` (sha256 `{meta['model_sha256'][:16]}...`), "
         f"{meta['best_iteration'] + 1} trees (best iteration {meta['best_iteration']} of at most {meta['num_boost_round']})",
+        _engine_line(meta),
         f"- **Feature definitions hash**: `{meta.get('feature_definitions_hash') or 'unknown (no manifest)'}`",
         "",
     ]

@@ -43,6 +43,8 @@ def build_metadata(
         "model": trained.name,
         "version": version,
         "created_at": _now(),
+        "engine": trained.engine,
+        "engine_info": trained.engine_info,
         "objective": trained.params["objective"],
         "kind": trained.kind,
         "label": {"name": label, "dtype": label_dtype, "classes": trained.classes},

@@ -151,10 +151,13 @@ def key_columns(
     return [c for c in frame.columns if c not in skip and not c.startswith("_")]
 
 
-def run_train(inp: TrainingInput, models_dir: Path, folds: int = 0) -> tuple[TrainedModel, str, Path, dict[str, Any]]:
+def run_train(
+    inp: TrainingInput, models_dir: Path, folds: int = 0, engine: Any = None
+) -> tuple[TrainedModel, str, Path, dict[str, Any]]:
+    """`engine`: None (xgboost in this process) or a fitter with `.name`, `.info` and `.fit` (Dask)."""
     from fpipe.train.export import export_model
     from fpipe.train.leakage import availability_warnings
-    from fpipe.train.trainer import train_model
+    from fpipe.train.trainer import fit_local, train_model
 
     defaults = {f: inp.defs.features[f].default for f in inp.features if f in inp.defs.features}
     trained = train_model(
@@ -168,6 +171,9 @@ def run_train(inp: TrainingInput, models_dir: Path, folds: int = 0) -> tuple[Tra
         feature_defaults=defaults,
         folds=folds,
         where=inp.where,
+        fit=fit_local if engine is None else engine.fit,
+        engine="local" if engine is None else engine.name,
+        engine_info=None if engine is None else engine.info,
     )
     trained.warnings.extend(availability_warnings(inp.defs, inp.features))
     ts = inp.defs.training_sets[inp.spec.training_set]

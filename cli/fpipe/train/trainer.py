@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,8 @@ class TrainedModel:
     folds: list[dict[str, Any]] = field(default_factory=list)
     y_test: np.ndarray | None = None
     pred_test: np.ndarray | None = None
+    engine: str = "local"  # local | dask: which fitted the booster (everything else is the same code)
+    engine_info: dict[str, Any] = field(default_factory=dict)  # dask: scheduler, workers
 
     @property
     def failed(self) -> bool:
@@ -146,7 +148,12 @@ def _dmatrix(x: np.ndarray, y: np.ndarray | None, contract: Sequence[FeatureColu
     )
 
 
-def _fit(
+Fit = Callable[[dict[str, Any], ModelSpec, np.ndarray, np.ndarray, Split, Sequence[FeatureColumn]], tuple[Any, int]]
+"""(params, spec, x, y, split, contract) -> (booster cut at its best iteration, best iteration): the one step an
+engine replaces (fpipe.distributed.dask_train fits the same rows with xgboost.dask)."""
+
+
+def fit_local(
     params: dict[str, Any], spec: ModelSpec, x: np.ndarray, y: np.ndarray, split: Split, contract: Sequence[FeatureColumn]
 ) -> tuple[Any, int]:
     import xgboost as xgb
@@ -302,8 +309,14 @@ def train_model(
     feature_defaults: Mapping[str, Any] | None = None,
     folds: int = 0,
     where: str = "training set",
+    fit: Fit = fit_local,
+    engine: str = "local",
+    engine_info: Mapping[str, Any] | None = None,
 ) -> TrainedModel:
-    """Split `frame` by time, fit, evaluate on test beside the baseline, check gates and leakage."""
+    """Split `frame` by time, fit, evaluate on test beside the baseline, check gates and leakage.
+
+    `fit` fits the booster on the train rows with early stopping on the valid rows (`fit_local`, or an
+    engine's, e.g. xgboost.dask on a cluster); splitting, encoding, prediction and metrics are the same."""
     import polars as pl
 
     kind = objective_kind(spec.objective, spec.name)
@@ -333,7 +346,7 @@ def train_model(
     contract = contract_from_frame(frame[split.train], feature_names, feature_defaults, where)
     x = encode_features(frame, contract)
     params = _params(spec, kind, n_classes)
-    booster, best = _fit(params, spec, x, y, split, contract)
+    booster, best = fit(params, spec, x, y, split, contract)
     model_bytes = bytes(booster.save_raw("ubj"))
 
     pred = predict(booster, x[split.test], contract, int(params["nthread"]))
@@ -367,7 +380,7 @@ def train_model(
                 continue
             fold_contract = contract_from_frame(frame[fold.train], feature_names, feature_defaults, where)
             fx = encode_features(frame, fold_contract)
-            fb, fbest = _fit(params, spec, fx, y, fold, fold_contract)
+            fb, fbest = fit(params, spec, fx, y, fold, fold_contract)
             fy = y[fold.test].astype(np.int64) if kind == "multiclass" else y[fold.test]
             fm = M.metrics_for(kind, fy, predict(fb, fx[fold.test], fold_contract))
             fbase = M.metrics_for(kind, fy, baseline_prediction(kind, y[fold.train], len(fold.test), n_classes))
@@ -416,4 +429,6 @@ def train_model(
         folds=fold_reports,
         y_test=y_test,
         pred_test=pred,
+        engine=engine,
+        engine_info=dict(engine_info or {}),
     )
