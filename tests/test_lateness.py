@@ -61,7 +61,7 @@ def test_report_matches_brute_force() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "expected"), [(0, "0s"), (0.4, "1s"), (7, "10s"), (61, "2m"), (3601, "2h"), (4 * 3600 + 1, "6h"), (86401, "2d"), (8 * 86400, "2w"), (30 * 86400, "5w")]
+    ("seconds", "expected"), [(0, "0s"), (0.4, "1s"), (7, "10s"), (61, "2m"), (3601, "2h"), (4 * 3600 + 1, "6h"), (86401, "2d"), (8 * 86400, "14d"), (30 * 86400, "35d")]
 )
 def test_round_up_duration(seconds: float, expected: str) -> None:
     from fpipe.spec.durations import format_duration
