@@ -33,6 +33,7 @@ from strategies import (
     order_preserving_shuffle,
     row,
     scenarios,
+    source_schema,
     source_spec,
     spine_schema,
     srow,
@@ -164,6 +165,14 @@ def case_hop_rounds_window_start_down_to_multiple_since_epoch() -> RuleCase:
 
 
 @case
+def case_hop_with_inclusive_cutoff_keeps_open_start() -> RuleCase:
+    """Inclusive, w=5m, hop=3m, t=10: start floor(5) = 3, window 3 < et <= 10. Rows et 3 (out), 4, 10 (in)
+    -> 2."""
+    return one(feature("h", "count", window=mins(5), hop=mins(3)), [row(1, 3), row(1, 4), row(1, 10)],
+               [srow(1, 10)], [2], cutoff=Cutoff.INCLUSIVE)
+
+
+@case
 def case_dst_day_is_24h() -> RuleCase:
     """America/New_York, naive times. t = 2024-03-10 12:00 local (EDT, 16:00Z); 1d window starts at
     2024-03-09 16:00Z = 11:00 EST. Rows at 2024-03-09 11:30 local (16:30Z) and 2024-03-10 09:00 local:
@@ -208,6 +217,46 @@ def case_date_values_are_midnight_in_zone() -> RuleCase:
     spine = [srow(1, datetime(2024, 1, 1, 18, 30, tzinfo=UTC)),
              srow(1, datetime(2024, 1, 1, 18, 31, tzinfo=UTC))]
     return RuleCase(defs, {"ev": rows, "cb": []}, spine, {"c": [0, 1]}, source_schemas={"ev": sch})
+
+
+@case
+def case_source_in_another_aware_zone_compares_as_instants() -> RuleCase:
+    """Source times aware in Asia/Kolkata: 05:39 and 05:40 IST are minutes 9 and 10 UTC. t=10: 1."""
+    ist = timezone(timedelta(hours=5, minutes=30))
+    rows = [row(1, at(9).astimezone(ist)), row(1, at(10).astimezone(ist))]
+    sch = {**source_schema(), "ts": pl.Datetime("us", "Asia/Kolkata"), "avail": pl.Datetime("us", "Asia/Kolkata")}
+    defs = make_defs([feature("c", "count")])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"c": [1]}, source_schemas={"ev": sch})
+
+
+@case
+def case_string_times_parsed_with_timestamp_format() -> RuleCase:
+    """timestamp_format '%Y-%m-%d %H:%M', naive in the project zone (UTC): 00:09 seen at t=10, 00:10 not."""
+    src = source_spec("ev", timestamp_format="%Y-%m-%d %H:%M", available_time=None)
+    rows = [{"uid": 1, "k2": "p", "ts": f"2024-01-01 00:{m:02d}", "x": None, "n": None, "s": None} for m in (9, 10)]
+    sch = {"uid": pl.Int64(), "k2": pl.String(), "ts": pl.String(), "x": pl.Float64(), "n": pl.Int64(),
+           "s": pl.String()}
+    defs = make_defs([feature("c", "count")], sources=[src, source_spec("cb")])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"c": [1]}, source_schemas={"ev": sch})
+
+
+@case
+def case_integer_epoch_times_with_time_unit() -> RuleCase:
+    """time_unit s: integers are epoch seconds (UTC instants). Minutes 9 and 10 at t=10 -> 1."""
+    src = source_spec("ev", time_unit="s", available_time=None)
+    rows = [{"uid": 1, "k2": "p", "ts": int(at(m).timestamp()), "x": None, "n": None, "s": None} for m in (9, 10)]
+    sch = {"uid": pl.Int64(), "k2": pl.String(), "ts": pl.Int64(), "x": pl.Float64(), "n": pl.Int64(),
+           "s": pl.String()}
+    defs = make_defs([feature("c", "count")], sources=[src, source_spec("cb")])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"c": [1]}, source_schemas={"ev": sch})
+
+
+@case
+def case_spine_key_of_narrower_integer_type_matches() -> RuleCase:
+    """A spine uid column typed Int32 matches the source's Int64 uid."""
+    defs = make_defs([feature("c", "count")])
+    return RuleCase(defs, {"ev": [row(1, 0), row(2, 0)], "cb": []}, [srow(1, 10)], {"c": [1]},
+                    spine_schema={**spine_schema(), "uid": pl.Int32()})
 
 
 @case
@@ -553,6 +602,24 @@ def case_derived_true_division_zero_division_null_and_null_propagates() -> RuleC
     defs = make_defs([a, b, m, feature("r", expr="a / b"), feature("p", expr="m + 1")])
     return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10), srow(2, 10), srow(3, 10)],
                     {"r": [1.5, None, None], "p": [2.0, 3.0, None], "a": [3, 1, 1]})
+
+
+@case
+def case_derived_integer_arithmetic_and_modulo_sign() -> RuleCase:
+    """a = sum n = -7 + 0 + 2 = -5, b = count = 3: a % b = 1 (sign of the divisor, as Python and Polars),
+    -a / b = 5/3, a * b = -15 stays integer."""
+    rows = [row(1, 0, n=-7), row(1, 1, n=0), row(1, 2, n=2)]
+    defs = make_defs([feature("a", "sum", "n"), feature("b", "count"), feature("m", expr="a % b"),
+                      feature("q", expr="-a / b"), feature("p", expr="a * b")])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"m": [1], "q": [5 / 3], "p": [-15]})
+
+
+@case
+def case_feature_dtype_casts_result() -> RuleCase:
+    """dtype float64 on a count: 2.0; dtype int64 on a mean of 1 and 2 (1.5): truncated to 1."""
+    rows = [row(1, 0, n=1), row(1, 1, n=2)]
+    defs = make_defs([feature("c", "count", dtype="float64"), feature("m", "mean", "n", dtype="int64")])
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 10)], {"c": [2.0], "m": [1]})
 
 
 @case
