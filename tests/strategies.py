@@ -337,7 +337,8 @@ def spine_specs(draw: st.DrawFn, kinds: Sequence[str]) -> SpineSpec:
 
 @st.composite
 def scenarios(draw: st.DrawFn, with_label: bool | None = None, allow_naive: bool = True,
-              spine_kinds: Sequence[str] = ("file",)) -> Scenario:
+              spine_kinds: Sequence[str] = ("file",), max_rows: int = 12, max_spine: int = 8,
+              max_minute: int = 20) -> Scenario:
     n_features = draw(st.integers(1, 4))
     feats = [draw(feature_specs(f"f{i}")) for i in range(n_features)]
     numeric = [f for f in feats if is_numeric(f)]
@@ -365,8 +366,9 @@ def scenarios(draw: st.DrawFn, with_label: bool | None = None, allow_naive: bool
     sp = draw(spine_specs(spine_kinds))
     defs = make_defs(feats, lbl, sources=srcs, cutoff=draw(st.sampled_from([Cutoff.EXCLUSIVE, Cutoff.INCLUSIVE])),
                      tz=tz, spine=sp)
-    sources = {"ev": draw(source_rows()), "cb": draw(source_rows(max_rows=8))}
-    spine = draw(spine_rows()) if sp.kind == "file" else []
+    sources = {"ev": draw(source_rows(max_rows, max_minute)),
+               "cb": draw(source_rows(max(8, max_rows * 2 // 3), max_minute))}
+    spine = draw(spine_rows(max_spine, max_minute + 5)) if sp.kind == "file" else []
     sc = Scenario(defs, sources, spine, naive=naive, spine_from_defs=sp.kind != "file",
                   time_unit=draw(st.sampled_from(["us", "us", "ns", "ms"])))
     if naive:

@@ -57,6 +57,17 @@ def explain(sc: Scenario) -> str:
 @settings(max_examples=500)
 @given(scenarios(spine_kinds=("file", "file", "file", "source", "schedule")))
 def test_engine_matches_oracle(sc: Scenario) -> None:
+    check_matches_oracle(sc)
+
+
+@settings(max_examples=100)
+@given(scenarios(spine_kinds=("file", "file", "source", "schedule"), max_rows=60, max_spine=25, max_minute=40))
+def test_engine_matches_oracle_on_medium_data(sc: Scenario) -> None:
+    """Fewer, larger cases (up to 60 + 40 source rows, 25 spine rows) for code paths that tiny data misses."""
+    check_matches_oracle(sc)
+
+
+def check_matches_oracle(sc: Scenario) -> None:
     expected = build_oracle(sc.defs, "ts", sc.sources, sc.spine_rows(), sc.column_types(), SPINE_COLUMNS)
     res = run(sc)
     problems = frame_mismatches(res.frame, expected.columns, expected.rows, expected.families)
