@@ -140,4 +140,4 @@ def test_cli_threshold_and_table(project: tuple[Path, Path], capsys: pytest.Capt
         main(["--defs", str(defs), "drift", "--training-set", str(table), "--format", "markdown"])
     assert exc.value.code == 1
     md = capsys.readouterr().out
-    assert md.startswith("# drift of s every 1w") and "| mean_shift | drifts from 2024-01-29 |" in md
+    assert md.startswith("# drift of s every 7d") and "| mean_shift | drifts from 2024-01-29 |" in md
