@@ -6,6 +6,9 @@ boundary-exact window edges are common), and are stored unsorted (generation ord
 days; a few arrive "before" their event time (clock skew) and 0.1% never arrive (null).
 
 Layout of `bench/data/<size>/`: events.parquet, profiles.parquet, spine.parquet, defs/bench.yaml.
+The definitions also hold a label (`active_7d`: the user has an event in the 7 days after the request),
+a training set `bench_train` (all 18 features + that label) and a model `bench_xgb`, for the
+`fpipe train` timing; the peers compute only the feature sets.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ LOOKUPS = {  # name -> (source, column, ttl)
     "user_country": ("profiles", "country", "30d"),
     "user_tier": ("profiles", "tier", None),
 }
+LABEL = "active_7d"
+MODEL = "bench_xgb"
+TRAIN_SET = "bench_train"
+TRAIN_ROUNDS = 200  # bounded so the train timing stays comparable between sizes (early stopping usually ends first)
 COUNTRIES = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "NG", "MX", "CA"]
 TIERS = ["basic", "plus", "premium"]
 
@@ -179,10 +186,15 @@ def write_defs(folder: Path) -> None:
     names = feature_names()
     lookups, windows = names[: len(LOOKUPS)], names[len(LOOKUPS) :]
     lines += [
+        "labels:",
+        f'  {LABEL}: {{entity: user, source: events, agg: count, horizon: 7d, expr: "{LABEL} > 0"}}',
         "training_sets:",
         f"  bench: {{spine: requests, features: [{', '.join(names)}]}}",
         f"  bench_lookups: {{spine: requests, features: [{', '.join(lookups)}]}}",
         f"  bench_windows: {{spine: requests, features: [{', '.join(windows)}]}}",
+        f"  {TRAIN_SET}: {{spine: requests, features: [{', '.join(names)}], label: {LABEL}}}",
+        "models:",
+        f"  {MODEL}: {{training_set: {TRAIN_SET}, objective: binary:logistic, num_boost_round: {TRAIN_ROUNDS}}}",
     ]
     (folder / "bench.yaml").write_text("\n".join(lines) + "\n")
 

@@ -174,9 +174,23 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
         for m in bad:
             lines += [f"- {m.size} {m.part} {m.tool}: {p}" for p in m.problems]
     if extras:
-        lines += ["", "## Other commands", "", "| size | command | wall s | CPU s | peak RSS MiB | note |", "|---|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "## Other commands",
+            "",
+            "Each a whole process too. `skew-report` reads a serving log written by the harness: the bench spine",
+            "(`served_at` = request time) with fpipe's own backfill values as the served features, so every",
+            "feature must pass; it recomputes all 18 features at the served instants and compares. `train` fits",
+            "`bench_xgb` (XGBoost, binary `active_7d`: an event in the 7 days after the request; time split with",
+            "a 7d purge gap, early stopping, at most 200 rounds, 1 thread) on the output of the timed",
+            "`backfill bench_train` row above it.",
+            "",
+            "| size | command | wall s | CPU s | peak RSS MiB | note |",
+            "|---|---|---:|---:|---:|---|",
+        ]
         for m in extras:
-            lines.append(f"| {m.size} | {m.tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_mib:.0f} | {m.note} |")
+            note = "; ".join([*(f"**FAILED** ({p})" for p in m.problems), *([m.note] if m.note else [])])
+            lines.append(f"| {m.size} | {m.tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_mib:.0f} | {note} |")
     for size, prof in profile.items():
         total = sum(s for _, _, s in prof)
         lines += [
@@ -195,16 +209,80 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
     return "\n".join(lines) + "\n"
 
 
-def extra_commands(size: str, results_dir: Path) -> list[Measurement]:
-    """`fpipe skew-report` and `fpipe train` rows, once those commands exist."""
-    helptext = subprocess.run([fpipe_exe(), "--help"], capture_output=True, text=True, check=False).stdout
+def write_serving_log(data: Path, fpipe_out: Path, log: Path) -> int:
+    """The bench spine as a serving log (`served_at` = the request time, `request_id` the row id) whose
+    served values are fpipe's own backfill output: `fpipe skew-report` over it must pass. Returns its rows."""
+    spine = pl.read_parquet(data / "spine.parquet")
+    served = pl.read_parquet(fpipe_out)
+    if not served.get_column("request_id").equals(spine.get_column("request_id")):
+        raise RuntimeError(f"{fpipe_out}: rows are not in spine order")
+    features = [c for c in served.columns if c not in spine.columns]
+    frame = spine.select("request_id", "user_id", pl.col("t").alias("served_at")).hstack(served.select(features))
+    frame.write_parquet(log)
+    return frame.height
+
+
+def _timed(size: str, name: str, cmd: list[str], ok_codes: tuple[int, ...] = (0,)) -> Measurement:
+    wall, cpu, rss, rc, err = measure(cmd)
+    m = Measurement(size, "", name, wall, cpu, rss, rc)
+    if rc not in ok_codes:
+        m.problems.append(f"exit status {rc}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+    print(f"{size:2s} {name:35s} wall {wall:8.2f} s  cpu {cpu:8.2f} s  rss {rss:8.0f} MiB  {'ok' if not m.problems else 'FAILED'}", flush=True)
+    return m
+
+
+def extra_commands(size: str, data: Path, results_dir: Path, all_out: Path | None, fpipe_args: list[str]) -> list[Measurement]:
+    """Whole-process timings of `fpipe skew-report` (over a serving log made of fpipe's own backfill values,
+    so it must pass) and of `fpipe train` (model bench_xgb; its training set with the label is built by a
+    timed `fpipe backfill bench_train` first). `all_out`: this run's fpipe output of part `all`, if any."""
+    import json
+    import shutil
+
+    from bench.generate import LABEL, MODEL, TRAIN_SET
+
+    defs = ["--defs", str(data / "defs"), "-q"]
     out: list[Measurement] = []
-    if "skew-report" not in helptext:
-        out.append(Measurement(size, "", "fpipe skew-report", 0, 0, 0, 0, note="command not available yet"))
-    if " train " not in helptext:
-        out.append(Measurement(size, "", "fpipe train", 0, 0, 0, 0, note="command not available yet"))
-    else:
-        out.append(Measurement(size, "", "fpipe train", 0, 0, 0, 0, note="not timed yet: the bench definitions have no label/model"))
+
+    if all_out is None:  # not measured in this run: build it, untimed
+        all_out = results_dir / f"{size}_served_values.parquet"
+        subprocess.run([fpipe_exe(), *defs, "backfill", "bench", "--out", str(all_out)], cwd=ROOT, check=True)
+    log = results_dir / f"{size}_serving_log.parquet"
+    rows = write_serving_log(data, all_out, log)
+    report = results_dir / f"{size}_skew.json"
+    report.unlink(missing_ok=True)
+    m = _timed(size, "fpipe skew-report", [fpipe_exe(), *defs, "skew-report", "bench", "--served", str(log), "--format", "json", "--out", str(report)], (0, 1))
+    if report.exists():
+        rep = json.loads(report.read_text())
+        counts = ", ".join(f"{v} {k}" for k, v in rep["summary"].items() if v)
+        m.note = f"{rep['status']} ({counts}); {rows:,} served rows (fpipe's own backfill values)"
+        if rep["status"] != "pass":
+            m.problems.append(f"the report is '{rep['status']}', expected pass (served = fpipe's own values)")
+    out.append(m)
+
+    train_set = results_dir / f"{size}_{TRAIN_SET}.parquet"
+    train_set.unlink(missing_ok=True)
+    m = _timed(size, f"fpipe backfill {TRAIN_SET}", [fpipe_exe(), *defs, "backfill", TRAIN_SET, "--out", str(train_set), *fpipe_args])
+    if not m.problems:
+        n = pl.scan_parquet(train_set).select(pl.len()).collect().item()
+        m.note = f"18 features + label {LABEL} (7d forward window; {n:,} rows after censoring), for the train row"
+    out.append(m)
+    if m.problems:
+        return out
+
+    models = results_dir / f"{size}_models"
+    shutil.rmtree(models, ignore_errors=True)
+    m = _timed(size, "fpipe train", [fpipe_exe(), *defs, "train", MODEL, "--training-set", str(train_set), "--models-dir", str(models)])
+    meta_path = models / MODEL / "v1" / "metadata.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        r = meta["split"]["ranges"]
+        test, base = meta["metrics"]["test"], meta["metrics"]["baseline"]
+        m.note = (
+            f"{MODEL} ({meta['engine']} engine): {r['train']['rows']:,} / {r['valid']['rows']:,} / {r['test']['rows']:,} "
+            f"train / valid / test rows, best iteration {meta['best_iteration']} of {meta['num_boost_round']}, "
+            f"test AUC {test['auc']:.3f} (baseline {base['auc']:.3f})"
+        )
+    out.append(m)
     return out
 
 
@@ -224,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     extras: list[Measurement] = []
     profile: dict[str, list[tuple[str, str, float]]] = {}
     for size in sizes:
-        rows += run_size(size, args.parts.split(","), args.tools.split(","), args.results, args.fpipe_arg)
-        extras += extra_commands(size, args.results)
+        parts, tools = args.parts.split(","), args.tools.split(",")
+        rows += run_size(size, parts, tools, args.results, args.fpipe_arg)
+        all_out = args.results / f"{size}_all_fpipe.parquet" if "all" in parts and "fpipe" in tools else None
+        extras += extra_commands(size, DATA_ROOT / size, args.results, all_out if all_out is not None and all_out.exists() else None, args.fpipe_arg)
         if size in args.profile.split(","):
             from bench.profile_features import profile as run_profile
 
@@ -237,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in rows if m.problems]
     if bad:
         print(f"!!! {len(bad)} tool run(s) DISAGREE with fpipe or failed; see above", file=sys.stderr)
-        return 1
-    return 0
+    for m in extras:
+        for p in m.problems:
+            print(f"!!! {m.size} {m.tool}: {p}", file=sys.stderr)
+    return 1 if bad or any(m.problems for m in extras) else 0
 
 
 if __name__ == "__main__":

@@ -45,6 +45,16 @@ def test_all_tools_agree_at_tiny_size(tiny: Path, tmp_path: Path) -> None:
         assert compare_frames(ref, frame) == [], tool
 
 
+def test_skew_report_and_train_rows_at_tiny_size(tiny: Path, tmp_path: Path) -> None:
+    """The serving log holds fpipe's own values, so the skew report passes; the model beats its baseline."""
+    rows = run.extra_commands("T", tiny, tmp_path, None, [])
+    assert [m.tool for m in rows] == ["fpipe skew-report", "fpipe backfill bench_train", "fpipe train"]
+    for m in rows:
+        assert m.problems == [] and m.returncode == 0 and m.wall > 0 and m.rss_mib > 0, (m.tool, m.problems)
+    assert rows[0].note == "pass (18 pass); 2,000 served rows (fpipe's own backfill values)"
+    assert rows[2].note.startswith("bench_xgb (local engine): ") and "(baseline 0.500)" in rows[2].note
+
+
 def test_compare_reports_disagreement() -> None:
     a = pl.DataFrame({"x": [1.0, 2.0, None], "s": ["a", "b", None]})
     b = pl.DataFrame({"x": [1.0 + 1e-12, 2.1, float("nan")], "s": ["a", "c", None]})
