@@ -174,3 +174,29 @@ def test_engine_is_deterministic(sc: Scenario) -> None:
     a, b = run(sc), run(sc)
     assert a.frame.equals(b.frame, null_equal=True) and a.frame.schema == b.frame.schema
     assert a.censored.equals(b.censored, null_equal=True)
+
+
+@settings(max_examples=100)
+@given(scenarios(allow_naive=False))
+def test_engine_counts_what_it_promises(sc: Scenario) -> None:
+    """SPEC: censored rows, spine rows with a null time or key, never-visible rows (null event or available
+    time) and NaN read as null are all counted."""
+    import math
+
+    res = run(sc)
+    st_ = res.stats
+    assert (st_.rows_in, st_.rows_out, st_.rows_censored) == (len(sc.spine), res.frame.height, res.censored.height)
+    ts = sc.defs.training_sets["ts"]
+    entities = {sc.defs.features[f].entity for f in ts.features if not sc.defs.features[f].is_derived}
+    if ts.label:
+        entities.add(sc.defs.labels[ts.label].entity)
+    key_cols = sorted({c for e in entities if e for c in sc.defs.entities[e].keys})
+    incomplete = sum(1 for r in sc.spine if r["t"] is None or any(r[c] is None for c in key_cols))
+    assert st_.spine_rows_without_time_or_key == incomplete
+    for name, s in st_.sources.items():
+        spec = sc.defs.sources[name]
+        rows = sc.sources[name]
+        never = sum(1 for r in rows if r["ts"] is None or (spec.available_time is not None and r["avail"] is None))
+        assert s.never_visible == never, name
+        nans = sum(1 for r in rows if isinstance(r["x"], float) and math.isnan(r["x"]))
+        assert s.nan_as_null.get("x", 0) == nans, name
