@@ -44,16 +44,24 @@ PAIRS_PER_CHUNK = 4_000_000
 CondBuilder = Callable[[pl.Expr], pl.Expr]  # given the spine time expr, a boolean over event columns
 
 
-def prefix_table(events: pl.DataFrame, on: str, with_value: bool, presorted: bool = False) -> pl.DataFrame:
+def prefix_table(
+    events: pl.DataFrame, on: str, with_value: bool, presorted: bool = False, weight: pl.Expr | None = None
+) -> pl.DataFrame:
     """Per key (`_kid`), the running row count `_cn` (and value sum `_cs`) in `on` order.
 
     An as-of lookup takes the last row at or before an instant; among rows with the same instant that is
-    the last one, whose running totals include all of them.
+    the last one, whose running totals include all of them. `weight` (a boolean) leaves rows out of the
+    totals without removing them from the table, which then needs no filtering and no new sort.
     """
     ev = events if presorted else events.sort(["_kid", on, "_pos"])
-    cols = [pl.col("_kid"), pl.col(on), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_kid").alias("_cn")]
+    if weight is None:
+        count = pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_kid")
+    else:
+        count = weight.cast(pl.Int64).cum_sum().over("_kid")
+    cols = [pl.col("_kid"), pl.col(on), count.alias("_cn")]
     if with_value:
-        cols.append(pl.col("_v").cum_sum().over("_kid").alias("_cs"))
+        value = pl.col("_v") if weight is None else pl.when(weight).then(pl.col("_v")).otherwise(pl.lit(0, ev.schema["_v"]))
+        cols.append(value.cum_sum().over("_kid").alias("_cs"))
     return ev.select(cols)
 
 
@@ -111,7 +119,7 @@ def rolling(agg: str, by: str, window: timedelta, closed: Literal["left", "right
 
 def rank_events(events: pl.DataFrame) -> pl.DataFrame:
     """Sort by the total order (event_time, available_time, input position); `_r` is the position in it."""
-    return events.sort(["_et", "_avail", "_pos"]).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
+    return events.sort(["_et", "_avail", "_pos"], nulls_last=True).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
 
 
 def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
@@ -148,7 +156,7 @@ def pairs(
 ) -> pl.DataFrame:
     """Exact aggregation by joining each spine row with the events of its key (chunked)."""
     value_dtype = events.schema["_v"]
-    ordered_events = events.sort(["_et", "_avail", "_pos"])
+    ordered_events = events.sort(["_et", "_avail", "_pos"], nulls_last=True)
     parts = []
     for chunk in _chunks(spine.select([ROW, *keys, T]), ordered_events, keys):
         joined = pair_rows(chunk, ordered_events, keys, condition)
@@ -167,7 +175,7 @@ def pair_rows(spine: pl.DataFrame, events: pl.DataFrame, keys: list[str], condit
         joined = spine.select([ROW, *keys, T]).join(events, on=keys, how="inner", maintain_order="right_left")
     else:
         joined = spine.select([ROW, T]).join(events, how="cross")
-    return joined.filter(condition(pl.col(T))).sort([ROW, "_et", "_avail", "_pos"])
+    return joined.filter(condition(pl.col(T))).sort([ROW, "_et", "_avail", "_pos"], nulls_last=True)
 
 
 def aggregate_pairs(joined: pl.DataFrame, agg: str, has_value: bool, k: int | None = None, ddof: int = 1) -> pl.DataFrame:
