@@ -496,6 +496,35 @@ def aggregate(
     raise ValueError(f"unknown aggregation {agg}")
 
 
+BASE_TOL = 1e-9
+
+
+def float_tolerance(agg: str, rows: list[Row], column: str | None, ddof: int, value: Any) -> float:
+    """The absolute error a correct float aggregation may make: 1e-9 of the magnitude of the values in
+    the window itself (sum: sum |v|; mean: that / n; var: sum v^2 / (n - ddof); std: from var's).
+
+    It depends only on the rows inside the window, so an engine that lets rows outside the window into
+    the arithmetic (a difference of running totals) is still caught.
+    """
+    if not isinstance(value, float) or column is None or agg not in ("sum", "mean", "var", "std"):
+        return BASE_TOL
+    vals = [abs(v) for v in (r.values.get(column) for r in rows) if _is_num(v)]
+    if not vals:
+        return BASE_TOL
+    if agg == "sum":
+        tol = BASE_TOL * math.fsum(vals)
+    elif agg == "mean":
+        tol = BASE_TOL * math.fsum(vals) / len(vals)
+    else:
+        tv = BASE_TOL * math.fsum(v * v for v in vals) / max(1, len(vals) - ddof)
+        tol = tv if agg == "var" else (max(BASE_TOL * value, tv / (2 * value)) if value > 0 else math.sqrt(tv))
+    return max(BASE_TOL, tol)
+
+
+def _elevated(tol: float, value: Any) -> bool:
+    return tol > BASE_TOL * max(1.0, abs(value) if _is_num(value) else 1.0)
+
+
 def _empty_value(agg: str, int_column: bool) -> Any:
     if agg in ("count", "count_distinct"):
         return 0
@@ -528,6 +557,9 @@ class OracleResult:
     rows: list[dict[str, Any]]
     censored: list[dict[str, Any]]  # spine columns of the rows dropped by `censor: drop`
     families: dict[str, str | None] = field(default_factory=dict)  # column -> int/float/str/bool/datetime/list
+    # per output row: column -> absolute tolerance for float cells whose exact value is ill-conditioned
+    # (see `float_tolerance`); math.inf: a derived value of such inputs, not comparable
+    tolerances: list[dict[str, float]] = field(default_factory=list)
 
 
 def _family_of_value(v: Any) -> str | None:
@@ -690,6 +722,9 @@ class _Builder:
             env = _LazyEnv(self, spine_spec, srow, t, memo)
             value = cast(_as_family(eval_expr(node, env), self.feature_family(f)), f.dtype)
             memo[f.name] = value
+            inputs = [n for n, _ in referenced_names(node)]
+            ill = any(_elevated(memo.get(("tol", n), BASE_TOL), memo.get(n)) for n in inputs)
+            memo[("tol", f.name)] = math.inf if ill else BASE_TOL
             return value
         assert f.source is not None and f.entity is not None and f.agg is not None
         src = self.source(f.source)
@@ -722,6 +757,7 @@ class _Builder:
             f.agg, f.column, selected, t or EPOCH, int_column=int_column, ddof=f.ddof, k=f.k,
             skip_nulls=f.skip_nulls,
         )
+        memo[("tol", f.name)] = float_tolerance(f.agg, selected, f.column, f.ddof, value)
         if value is _NO_VALUE:
             value = f.default if f.default is not None else _empty_value(f.agg, int_column)
         value = cast(value, f.dtype)
@@ -743,8 +779,8 @@ class _Builder:
 
     # ---- labels
     def label(self, lab: LabelSpec, spine_spec: SpineSpec, srow: Mapping[str, Any], t: datetime | None
-              ) -> tuple[Any, bool]:
-        """-> (label value, censored)."""
+              ) -> tuple[Any, bool, float]:
+        """-> (label value, censored, tolerance)."""
         assert lab.source is not None and lab.entity is not None and lab.horizon is not None
         src = self.source(lab.source)
         int_column = self.column_family(lab.source, lab.column) in ("int", "bool")
@@ -768,11 +804,13 @@ class _Builder:
                     if inside and _where(lab.where, r.values):
                         selected.append(r)
         value = aggregate(lab.agg, lab.column, selected, t or EPOCH, int_column=int_column)
+        tol = float_tolerance(lab.agg, selected, lab.column, 1, value)
         if value is _NO_VALUE:
             value = lab.default if lab.default is not None else _empty_value(lab.agg, int_column)
         if lab.expr is not None:
+            tol = math.inf if _elevated(tol, value) else BASE_TOL
             value = _as_family(eval_expr(parse_expr(lab.expr), {lab.name: value}), self.label_family(lab))
-        return value, censored
+        return value, censored, tol
 
     def label_family(self, lab: LabelSpec) -> str | None:
         assert lab.source is not None
@@ -841,6 +879,7 @@ def build_oracle(
         if label.censor == "flag":
             columns.append(f"{label.name}_censored")
     rows: list[dict[str, Any]] = []
+    tolerances: list[dict[str, float]] = []
     censored: list[dict[str, Any]] = []
     for srow in spine:
         t = srow.get(time_col)
@@ -849,14 +888,16 @@ def build_oracle(
         for f in features:
             out[f.name] = b.feature(f, spine_spec, srow, t, memo)
         if label is not None:
-            value, is_censored = b.label(label, spine_spec, srow, t)
+            value, is_censored, label_tol = b.label(label, spine_spec, srow, t)
             out[label.name] = value
+            memo[("tol", label.name)] = label_tol
             if label.censor == "flag":
                 out[f"{label.name}_censored"] = is_censored
             elif is_censored:
                 censored.append(dict(srow))
                 continue
         rows.append({c: out[c] for c in columns})
+        tolerances.append({c: memo[("tol", c)] for c in columns if memo.get(("tol", c), BASE_TOL) != BASE_TOL})
     families: dict[str, str | None] = {c: _family_of_values([r.get(c) for r in spine]) for c in spine_cols}
     families[time_col] = "datetime"
     for f in features:
@@ -865,4 +906,4 @@ def build_oracle(
         families[label.name] = b.label_family(label)
         if label.censor == "flag":
             families[f"{label.name}_censored"] = "bool"
-    return OracleResult(columns, rows, censored, families)
+    return OracleResult(columns, rows, censored, families, tolerances)
