@@ -16,8 +16,9 @@ Time
   * The spine time column is output normalised (aware UTC).
 Visibility
   * visible(r, t) iff et(r) and avail(r) are non-null and `avail < t and et < t` (`<=` for inclusive):
-    event time bounds everything. avail = `available_time` column when the source has one (lag is then
-    ignored), else `event_time + lag`.
+    event time bounds everything. avail = `available_time` column when the source has one, else
+    `event_time + lag`; a lag set together with an available_time column is added to it (SPEC names
+    them as alternatives; adding is what a skew diagnosis sweeping lags needs).
   * A source without `event_time` is static: every row is visible at every non-null t; windows, ttl and
     hop do not apply to it; its rows are ordered by input position only.
 Windows
@@ -80,6 +81,9 @@ Spines
     "spine_time".
     Without entities_from: one row per tick.
   * A spine row with null t or a null key part is kept and sees no rows.
+Floats
+  * Each float sum/mean/var/std cell carries an absolute tolerance of 1e-9 times the magnitude of the
+    values inside its own window (`float_tolerance`), never of rows outside it; other floats 1e-9.
 Output
   * columns: spine columns, features in training-set order, label, `<label>_censored` (flag only).
     Censored rows under `drop` are removed from `rows` and returned (spine columns only) in `censored`.
