@@ -10,7 +10,8 @@ Choices where SPEC section 3 is silent (the engine must match these; each is pin
 
 Time
   * Naive datetimes are read in the source's `timezone`, else the project's (spine: the spine's, else the
-    project's). Ambiguous local times take the first occurrence (fold=0). Dates are midnight there.
+    project's). Ambiguous local times take the first occurrence (fold=0); a local time that does not
+    exist (skipped by a DST change) is an error. Dates are midnight there.
     Integer values with `time_unit` are epoch instants (UTC). Strings are parsed with `timestamp_format`.
   * A column mixing naive and aware values raises `ValueError`.
   * The spine time column is output normalised (aware UTC).
@@ -133,7 +134,11 @@ def to_utc(value: Any, tz: str, time_unit: str | None = None, fmt: str | None = 
         return EPOCH + timedelta(microseconds=value * _UNIT_US[unit])
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            return value.replace(tzinfo=ZoneInfo(tz), fold=0).astimezone(UTC)
+            local = value.replace(tzinfo=ZoneInfo(tz), fold=0)
+            instant = local.astimezone(UTC)
+            if instant.astimezone(ZoneInfo(tz)).replace(tzinfo=None) != value:
+                raise ValueError(f"local time {value} does not exist in {tz}")
+            return instant
         return value.astimezone(UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)

@@ -103,3 +103,18 @@ def test_label_only_training_set_builds() -> None:
                       spine=to_frame([srow(1, 0)], spine_schema()))
     assert res.frame.columns == ["uid", "k2", "t", "lbl"]
     assert res.frame.get_column("lbl").to_list() == [1]
+
+
+def test_nonexistent_local_time_is_a_data_error() -> None:
+    """A naive time skipped by a DST change (2024-03-10 02:30 in New York) is reported, not shifted."""
+    from datetime import datetime
+
+    from fpipe.errors import DataError
+
+    t = datetime(2024, 3, 10, 2, 30)
+    defs = make_defs([feature("c", "count")], tz="America/New_York")
+    rows = [{"uid": 1, "k2": "p", "ts": t, "avail": t, "x": None, "n": None, "s": None}]
+    with pytest.raises(DataError, match="does not exist"):
+        build_frame(defs, "ts", sources={"ev": to_frame(rows, source_schema(naive=True)),
+                                         "cb": to_frame([], source_schema(naive=True))},
+                    spine=to_frame([srow(1, 10)], spine_schema()))

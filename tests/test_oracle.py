@@ -192,6 +192,21 @@ def case_dst_day_is_24h() -> RuleCase:
 
 
 # ------------------------------------------------------------------------------------------------ time
+NY_NAIVE = {"uid": pl.Int64(), "k2": pl.String(), "ts": pl.Datetime("us"), "avail": pl.Datetime("us"),
+            "x": pl.Float64(), "n": pl.Int64(), "s": pl.String()}
+
+
+@case
+def case_ambiguous_local_time_takes_first_occurrence() -> RuleCase:
+    """2024-11-03 01:30 happens twice in New York: 05:30Z (EDT) and 06:30Z (EST). The first is taken, so the
+    row is seen at 05:45Z."""
+    t = datetime(2024, 11, 3, 1, 30)
+    rows = [{"uid": 1, "k2": "p", "ts": t, "avail": t, "x": None, "n": None, "s": None}]
+    defs = make_defs([feature("c", "count")], tz="America/New_York")
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, datetime(2024, 11, 3, 5, 45, tzinfo=UTC))],
+                    {"c": [1]}, source_schemas={"ev": NY_NAIVE, "cb": NY_NAIVE})
+
+
 @case
 def case_naive_times_read_in_source_timezone() -> RuleCase:
     """Source zone Asia/Kolkata (+05:30), project UTC. Naive 05:40 local = 00:10Z. Spine t=00:10Z -> not
@@ -841,3 +856,11 @@ def test_oracle_shuffle_preserving_event_time_ties_changes_nothing(sc: Any, seed
         for c in before.columns:
             assert values_equal(a[c], b[c]), c
 
+
+
+def test_nonexistent_local_time_is_an_error() -> None:
+    t = datetime(2024, 3, 10, 2, 30)  # skipped by the spring-forward change in New York
+    defs = make_defs([feature("c", "count")], tz="America/New_York")
+    rows = [{"uid": 1, "k2": "p", "ts": t, "avail": t, "x": None, "n": None, "s": None}]
+    with pytest.raises(ValueError, match="does not exist"):
+        build_oracle(defs, "ts", {"ev": rows, "cb": []}, [srow(1, 10)])
