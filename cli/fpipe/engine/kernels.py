@@ -127,13 +127,14 @@ def order_keys() -> list[pl.Expr]:
 
 def rank_events(events: pl.DataFrame) -> pl.DataFrame:
     """Sort by the total order (event_time, available_time, input position); `_r` is the position in it."""
-    return events.sort(order_keys()).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
+    narrow = events.select("_kid", "_et", "_avail", "_vis", "_pos", "_v")
+    return narrow.sort(order_keys()).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
 
 
 def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
     """Per key, in visibility order, the running max (or min) rank: the winner among the rows visible so far."""
     running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
-    return ranked.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
+    return ranked.select("_kid", "_vis", "_r").sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
 
 
 def _chunks(spine: pl.DataFrame, events: pl.DataFrame, keys: list[str]) -> list[pl.DataFrame]:
