@@ -486,6 +486,16 @@ def case_window_sum_mean_exact_when_large_values_lie_outside_the_window() -> Rul
 
 
 @case
+def case_inclusive_window_sum_exact_when_large_values_sit_on_the_open_start_edge() -> RuleCase:
+    """Inclusive, w=2m, t=16: window (14, 16]. Rows x = 1e12 at et 14 (on the open edge: out) and 0.1 at
+    et 15 -> sum 0.1, mean 0.1 exactly."""
+    rows = [row(1, 14, 12, x=1e12), row(1, 15, 13, x=0.1)]
+    defs = make_defs([feature("s", "sum", "x", window=mins(2)), feature("m", "mean", "x", window=mins(2))],
+                     cutoff=Cutoff.INCLUSIVE)
+    return RuleCase(defs, {"ev": rows, "cb": []}, [srow(1, 16)], {"s": [0.1], "m": [0.1]})
+
+
+@case
 def case_where_filters_before_aggregation() -> RuleCase:
     """where x > 0: x = 1, -2, null, 3 -> sum 4.0, count 2 (null x: predicate null -> dropped)."""
     rows = [row(1, 0, x=1.0), row(1, 1, x=-2.0), row(1, 2, x=None), row(1, 3, x=3.0)]
