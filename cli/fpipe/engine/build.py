@@ -126,6 +126,7 @@ def compute_feature_columns(
     done = 0
     for entity, feats in by_entity.items():
         ef = F.EntityFeatures(defs, spine.frame, spine.keys[entity])
+        ef.precompute(feats, normalised)
         cols: list[pl.Series] = []
         empties: dict[str, tuple[str, Any, pl.DataType]] = {}
         for feat in feats:

@@ -14,7 +14,7 @@ Labels: count, sum, mean -> cumulative over event time; everything else -> pairs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -110,12 +110,10 @@ def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.Data
 class _EventGroup:
     events: pl.DataFrame
     prefix: dict[tuple[str, timedelta | None, bool], pl.DataFrame] = field(default_factory=dict)
-    counts: dict[tuple[timedelta, bool], tuple[pl.Series, pl.Series]] = field(default_factory=dict)
+    rolled: dict[tuple[str, timedelta, bool], pl.Series] = field(default_factory=dict)  # aligned with the spine
     markers: pl.DataFrame | None = None
     sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
     any_late: dict[timedelta, bool] = field(default_factory=dict)
-    by_time_at_t: dict[bool, pl.DataFrame] = field(default_factory=dict)
-    pending: dict[tuple[timedelta, bool], pl.DataFrame] = field(default_factory=dict)
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
 
@@ -168,16 +166,20 @@ class EntityFeatures:
             group.best[pick] = (ranked, K.running_best(ranked, pick))
         return group.best[pick]
 
+    def _feature_group(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> _EventGroup:
+        assert feature.source and feature.entity and feature.agg
+        skip = feature.column is not None and (feature.agg != "latest" or feature.skip_nulls)
+        source = self.defs.sources[feature.source]
+        return self._group(source_frame, source, feature.entity, feature.column, feature.where, skip, False)
+
     def feature(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """(value, n) aligned with `self.es.sorted`, and the output dtype."""
         assert feature.source and feature.entity and feature.agg
         defs = self.defs
-        source = defs.sources[feature.source]
         inclusive = defs.feature_cutoff(feature) is Cutoff.INCLUSIVE
         agg = feature.agg
         has_value = feature.column is not None
-        skip = has_value and (agg != "latest" or feature.skip_nulls)
-        group = self._group(source_frame, source, feature.entity, feature.column, feature.where, skip, False)
+        group = self._feature_group(feature, source_frame)
         ev = group.events
         value_dtype = ev.schema["_v"]
         dtype = output_dtype(agg, value_dtype, has_value)
@@ -185,8 +187,11 @@ class EntityFeatures:
         window, hop = feature.window, feature.hop
         t = pl.col(K.T)
 
-        float_window_sum = agg in ("sum", "mean") and window is not None and not _value_dtype_for_sum(value_dtype).is_integer()
-        if agg in CUMULATIVE and hop is None and not float_window_sum:
+        if _rolls(agg, window, hop, value_dtype):
+            condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
+            assert window is not None
+            return self._windowed(group, agg, window, inclusive, condition, dtype)
+        if agg in CUMULATIVE and hop is None:
             with_value = agg != "count"
             plus = K.lookup(sp, t, self._prefix(group, "_vis", window, with_value), "_vis", inclusive)
             minus = None
@@ -219,75 +224,84 @@ class EntityFeatures:
             return value, found_s.cast(pl.Int64), dtype
 
         condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
-        if (agg in ("min", "max") and value_dtype.is_numeric() or float_window_sum) and hop is None:
-            return self._extreme(group, feature, agg, window, inclusive, condition, dtype)
+        if agg in ("min", "max") and value_dtype.is_numeric() and window is None:
+            return self._running_extreme(group, agg, inclusive, dtype)
         res = K.pairs(sp, ev, ["_kid"], agg, condition=condition, has_value=has_value, k=feature.k, ddof=feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
-    def _extreme(
+    def _running_extreme(self, group: _EventGroup, agg: str, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        """min / max without a window: a running extreme per key in visibility order, one as-of lookup."""
+        running = pl.col("_v").cum_max() if agg == "max" else pl.col("_v").cum_min()
+        table = group.events.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_x"))
+        hit = K.lookup(self.es.sorted, pl.col(K.T), table, "_vis", inclusive)
+        n = hit.get_column("_x").is_not_null().cast(pl.Int64)
+        return hit.get_column("_x"), n, dtype
+
+    def precompute(self, features: Sequence[FeatureSpec], frames: Mapping[str, pl.DataFrame]) -> None:
+        """Compute the rolling columns of every windowed feature of an event group in one pass (Polars
+        evaluates the expressions of one `select` in parallel)."""
+        wanted: dict[int, tuple[_EventGroup, set[tuple[str, timedelta, bool]]]] = {}
+        for f in features:
+            if not (f.source and f.entity and f.agg) or f.source not in frames:
+                continue
+            group = self._feature_group(f, frames[f.source])
+            if _rolls(f.agg, f.window, f.hop, group.events.schema["_v"]):
+                assert f.window is not None
+                inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
+                specs = wanted.setdefault(id(group), (group, set()))[1]
+                specs.update({("count", f.window, inclusive), ("max_vis", f.window, inclusive), (f.agg, f.window, inclusive)})
+        for group, specs in wanted.values():
+            self._rolling(group, sorted(specs, key=str))
+
+    def _rolling(self, group: _EventGroup, specs: Sequence[tuple[str, timedelta, bool]]) -> None:
+        missing = [sp for sp in specs if sp not in group.rolled]
+        if not missing:
+            return
+        sp = self.es.sorted
+        if group.markers is None:
+            group.markers = _marker_frame(sp, group.events, pl.col(K.T))
+        exprs = []
+        for i, (agg, window, inclusive) in enumerate(missing):
+            closed: Literal["left", "right"] = "right" if inclusive else "left"
+            exprs.append(K.rolling(agg, "_time", window, closed).over("_kid").alias(f"_x{i}"))
+        at_markers = group.markers.select(K.ROW, *exprs).filter(pl.col(K.ROW).is_not_null())
+        aligned = sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left")
+        for i, spec in enumerate(missing):
+            group.rolled[spec] = aligned.get_column(f"_x{i}")
+
+    def _windowed(
         self,
         group: _EventGroup,
-        feature: FeatureSpec,
         agg: str,
-        window: timedelta | None,
+        window: timedelta,
         inclusive: bool,
         condition: K.CondBuilder,
         dtype: pl.DataType,
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
-        """min / max, and float sum / mean over a window.
+        """min and max over a window.
 
-        Without a window (min/max): a running extreme in visibility order, read with one as-of lookup.
-        With a window: a rolling aggregate over event time (spine instants as markers), which is exact for
-        every spine row with no *pending* row (event time inside the window but not yet visible at t);
-        the few spine rows that have one are recomputed with the pairs kernel. (Float sums use this rather
-        than differences of running totals, which would carry the rounding error of the whole history.)
+        A rolling extreme over event time (the spine instants inserted as markers) is exact for every
+        spine row with no *pending* row: a row whose event time is inside the window but which is not yet
+        visible at t. The rolling max of `_vis` over the same window tells exactly which spine rows have
+        one (max `_vis` >= t, or > t with an inclusive cutoff); those are recomputed by the pairs kernel.
+        (Sums are not rolled: a rolling sum subtracts the rows leaving the window and keeps their
+        rounding error; compensated prefix sums do not.)
         """
         sp = self.es.sorted
-        ev = group.events
-        t = pl.col(K.T)
-        if window is None:
-            running = pl.col("_v").cum_max() if agg == "max" else pl.col("_v").cum_min()
-            table = ev.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_x"))
-            hit = K.lookup(sp, t, table, "_vis", inclusive)
-            n = hit.get_column("_x").is_not_null().cast(pl.Int64)
-            return hit.get_column("_x"), n, dtype
-        n, pending = self._window_counts(group, window, inclusive)
-        if group.markers is None:
-            group.markers = _marker_frame(sp, ev, t)
-        value = _rolling_from_markers(sp, group.markers, window, inclusive, agg)
-        if pending.any():
-            key = (window, inclusive)
-            if key not in group.pending:
-                rows = sp.filter(pending)
-                group.pending[key] = K.pair_rows(rows, ev, ["_kid"], condition)
-            res = K.aggregate_pairs(group.pending[key], agg, True)
-            fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left").get_column(K.VAL)
-            value = pl.select(pl.when(pending).then(fixed).otherwise(value)).to_series()
+        self._rolling(group, [("count", window, inclusive), ("max_vis", window, inclusive), (agg, window, inclusive)])
+        n = group.rolled[("count", window, inclusive)].fill_null(0).cast(pl.Int64)
+        value = group.rolled[(agg, window, inclusive)]
+        max_vis = group.rolled[("max_vis", window, inclusive)]
+        t_s = sp.get_column(K.T)
+        pending = (max_vis > t_s if inclusive else max_vis >= t_s).fill_null(False)
+        if pending.any():  # exact for these rows; chunked, so memory stays bounded when many are pending
+            res = K.pairs(sp.filter(pending), group.events, ["_kid"], agg, condition=condition, has_value=True)
+            fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+            value = pl.select(pl.when(pending).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
+            n = pl.select(pl.when(pending).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
         value = pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series()
         return value.cast(dtype), n, dtype
-
-    def _window_counts(self, group: _EventGroup, window: timedelta, inclusive: bool) -> tuple[pl.Series, pl.Series]:
-        """The exact visible count n of a window, and whether a spine row has *pending* rows (event time in
-        the window, not yet visible): pending = count by event time alone - n > 0."""
-        key = (window, inclusive)
-        if key not in group.counts:
-            sp = self.es.sorted
-            t = pl.col(K.T)
-            plus = K.lookup(sp, t, self._prefix(group, "_vis", window, False), "_vis", inclusive)
-            minus = K.lookup(sp, t - pl.lit(window), self._prefix(group, "_et", window, False), "_et", inclusive)
-            n, _ = K.cumulative_from_tables(plus, minus, "count", None)
-            et_table = self._prefix(group, "_et", None, False)
-            if inclusive not in group.by_time_at_t:
-                group.by_time_at_t[inclusive] = K.lookup(sp, t, et_table, "_et", inclusive)
-            by_time, _ = K.cumulative_from_tables(
-                group.by_time_at_t[inclusive],
-                K.lookup(sp, t - pl.lit(window), et_table, "_et", inclusive),
-                "count",
-                None,
-            )
-            group.counts[key] = (n, (by_time - n) > 0)
-        return group.counts[key]
 
     def label(self, label: LabelSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         assert label.source and label.entity and label.horizon is not None
@@ -304,12 +318,6 @@ class EntityFeatures:
         sp = self.es.sorted
         gap, horizon = label.gap, label.horizon
         t = pl.col(K.T)
-        if agg in ("sum", "mean") and not _value_dtype_for_sum(ev.schema["_v"]).is_integer():
-            count = K.lookup(sp, t + pl.lit(gap + horizon), self._prefix(group, "_et", None, False), "_et", inclusive)
-            count_lo = K.lookup(sp, t + pl.lit(gap), self._prefix(group, "_et", None, False), "_et", inclusive)
-            n, _ = K.cumulative_from_tables(count, count_lo, "count", None)
-            value = _rolling_at(sp, ev, t + pl.lit(gap + horizon), horizon, inclusive, agg)
-            return pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series().cast(dtype), n, dtype
         if agg in CUMULATIVE:
             with_value = agg != "count"
             table = self._prefix(group, "_et", None, with_value)
@@ -331,25 +339,29 @@ class EntityFeatures:
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
 
+def _rolls(agg: str, window: timedelta | None, hop: timedelta | None, value_dtype: pl.DataType) -> bool:
+    """Windowed aggregations computed by rolling over event time (see EntityFeatures._windowed)."""
+    if window is None or hop is not None:
+        return False
+    return agg in ("min", "max") and value_dtype.is_numeric()
+
+
 def _marker_frame(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr) -> pl.DataFrame:
     """Events (by event time) and the spine instants `at` as null-valued markers, sorted by key and time."""
-    markers = sp.select("_kid", at.alias("_time"), pl.lit(None, ev.schema["_v"]).alias("_v"), pl.col(K.ROW))
-    events = ev.select("_kid", pl.col("_et").alias("_time"), "_v", pl.lit(None, pl.Int64).alias(K.ROW))
-    return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
-
-
-def _rolling_from_markers(sp: pl.DataFrame, both: pl.DataFrame, window: timedelta, inclusive: bool, agg: str) -> pl.Series:
-    """`agg` of the events with event time in [at - window, at) (`(at - window, at]` when inclusive), per
-    spine row, read at its marker from a rolling aggregate over event time."""
-    closed: Literal["left", "right"] = "right" if inclusive else "left"
-    at_markers = both.select(K.ROW, K.rolling(agg, "_time", window, closed).over("_kid").alias("_x")).filter(
-        pl.col(K.ROW).is_not_null()
+    markers = sp.select(
+        "_kid",
+        at.alias("_time"),
+        pl.lit(None, ev.schema["_v"]).alias("_v"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("_vis"),
+        pl.lit(None, pl.Int64).alias("_one"),
+        pl.col(K.ROW),
     )
-    return sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left").get_column("_x")
-
-
-def _rolling_at(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr, window: timedelta, inclusive: bool, agg: str) -> pl.Series:
-    return _rolling_from_markers(sp, _marker_frame(sp, ev, at), window, inclusive, agg)
+    vis = pl.col("_vis") if "_vis" in ev.columns else pl.lit(None, pl.Datetime("us", "UTC"))
+    events = ev.select(
+        "_kid", pl.col("_et").alias("_time"), "_v", vis.alias("_vis"), pl.lit(1, pl.Int64).alias("_one"),
+        pl.lit(None, pl.Int64).alias(K.ROW),
+    )
+    return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
 
 
 def finish(value: pl.Series, n: pl.Series, name: str, agg: str, default: Any, dtype: pl.DataType) -> pl.Series:
@@ -360,8 +372,25 @@ def finish(value: pl.Series, n: pl.Series, name: str, agg: str, default: Any, dt
     if empty is not None:
         val = pl.when(pl.col("_n") == 0).then(pl.lit(empty).cast(dtype)).otherwise(val)
     if default is not None:
+        check_default(name, default, dtype)
         val = pl.when(pl.col("_n") == 0).then(pl.lit(default).cast(dtype, strict=False)).otherwise(val)
     return frame.select(val.cast(dtype, strict=False).alias(name)).to_series()
+
+
+def check_default(name: str, default: Any, dtype: pl.DataType) -> None:
+    """A `default` must be a value of the feature's type: 2.5 for an integer sum would silently become 2."""
+    try:
+        cast = pl.Series([default]).cast(dtype, strict=True)
+        same = cast.to_list()[0] == default
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise DataError(
+            Diagnostic(
+                f"default {default!r} of feature '{name}' is not a {dtype} value, the type of its result",
+                hint=f"give a default of type {dtype}, or cast the source column (e.g. to a float for a float sum)",
+            )
+        )
 
 
 def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[str, tuple[str, Any, pl.DataType]]) -> pl.DataFrame:

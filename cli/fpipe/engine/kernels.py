@@ -59,10 +59,19 @@ def prefix_table(
     else:
         count = weight.cast(pl.Int64).cum_sum().over("_kid")
     cols = [pl.col("_kid"), pl.col(on), count.alias("_cn")]
-    if with_value:
-        value = pl.col("_v") if weight is None else pl.when(weight).then(pl.col("_v")).otherwise(pl.lit(0, ev.schema["_v"]))
-        cols.append(value.cum_sum().over("_kid").alias("_cs"))
-    return ev.select(cols)
+    if not with_value:
+        return ev.select(cols)
+    value = pl.col("_v") if weight is None else pl.when(weight).then(pl.col("_v")).otherwise(pl.lit(0, ev.schema["_v"]))
+    table = ev.select([*cols, value.alias("_x"), value.cum_sum().over("_kid").alias("_cs")])
+    if not table.schema["_cs"].is_float():
+        return table.drop("_x")
+    # Compensated running sum: `_ce` accumulates the exact rounding error of each step of `_cs` (Knuth's
+    # TwoSum; Polars' cum_sum is a sequential loop), so a difference of two prefixes is accurate to the
+    # window's own magnitude instead of the key's whole history (1e12 outside a window of 0.1s).
+    prev = pl.col("_cs").shift(1).over("_kid").fill_null(0.0)
+    bp = pl.col("_cs") - prev
+    err = (prev - (pl.col("_cs") - bp)) + (pl.col("_x") - bp)
+    return table.with_columns(err.cum_sum().over("_kid").alias("_ce")).drop("_x")
 
 
 def lookup(spine_sorted: pl.DataFrame, at: pl.Expr, table: pl.DataFrame, on: str, inclusive: bool) -> pl.DataFrame:
@@ -97,6 +106,11 @@ def cumulative_from_tables(
     s = plus.get_column("_cs").fill_null(zero[0])
     if minus is not None:
         s = s - minus.get_column("_cs").fill_null(zero[0])
+    if "_ce" in plus.columns:  # compensated: add back the rounding errors of both running sums
+        e = plus.get_column("_ce").fill_null(0.0)
+        if minus is not None:
+            e = e - minus.get_column("_ce").fill_null(0.0)
+        s = s + e
     if agg == "sum":
         return s, n
     mean = pl.select(pl.when(n > 0).then(s.cast(pl.Float64) / n).otherwise(None)).to_series()
@@ -106,12 +120,16 @@ def cumulative_from_tables(
 def rolling(agg: str, by: str, window: timedelta, closed: Literal["left", "right"]) -> pl.Expr:
     """A rolling aggregate of `_v` over the time column `by` (a window of `window` ending at each row)."""
     v = pl.col("_v")
+    if agg == "count":  # rows (events carry 1, markers null)
+        return pl.col("_one").rolling_sum_by(by, window_size=window, closed=closed, min_samples=1)
+    if agg == "max_vis":  # the latest availability among the window's rows
+        return pl.col("_vis").rolling_max_by(by, window_size=window, closed=closed, min_samples=1)
     if agg == "max":
         return v.rolling_max_by(by, window_size=window, closed=closed, min_samples=1)
     if agg == "min":
         return v.rolling_min_by(by, window_size=window, closed=closed, min_samples=1)
     if agg == "sum":
-        return v.cast(pl.Float64).rolling_sum_by(by, window_size=window, closed=closed, min_samples=1)
+        return v.rolling_sum_by(by, window_size=window, closed=closed, min_samples=1)
     if agg == "mean":
         return v.cast(pl.Float64).rolling_mean_by(by, window_size=window, closed=closed, min_samples=1)
     raise ValueError(f"no rolling kernel for {agg}")
