@@ -226,9 +226,55 @@ class EntityFeatures:
         condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
         if agg in ("min", "max") and value_dtype.is_numeric() and window is None:
             return self._running_extreme(group, agg, inclusive, dtype)
-        res = K.pairs(sp, ev, ["_kid"], agg, condition=condition, has_value=has_value, k=feature.k, ddof=feature.ddof)
+        if window is not None:
+            res = self._window_aggregate(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
+        else:
+            res = K.pairs(sp, ev, ["_kid"], agg, condition=condition, has_value=has_value, k=feature.k, ddof=feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
+
+    def _window_aggregate(
+        self,
+        group: _EventGroup,
+        rows: pl.DataFrame,
+        window: timedelta,
+        hop: timedelta | None,
+        inclusive: bool,
+        condition: K.CondBuilder,
+        agg: str,
+        has_value: bool,
+        k: int | None = None,
+        ddof: int = 1,
+    ) -> pl.DataFrame:
+        """`agg` over the (spine row, event) pairs of `rows` whose event is in the window (visibility applied).
+
+        Only the events in the window's event-time range are visited: with the key's events sorted by event
+        time, the range is positions [count(et before start), count(et before t)), read from the running
+        count table with two as-of lookups, so the cost is the number of in-window events, not the key's
+        whole history. Pairs are built and aggregated chunk by chunk, so memory stays bounded.
+        """
+        table = self._prefix(group, "_et", None, False)  # rows in (key, et, position) order, like `events`
+        starts = table.select("_kid").with_row_index("_g").group_by("_kid").agg(pl.col("_g").min().cast(pl.Int64).alias("_start"))
+        t = pl.col(K.T)
+        lo = K.lookup(rows, K.window_start(t, window, hop), table, "_et", inclusive).get_column("_cn").fill_null(0)
+        hi = K.lookup(rows, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
+        spans = rows.select(K.ROW, "_kid", K.T).with_columns(lo.alias("_lo"), hi.alias("_hi"))
+        spans = spans.join(starts, on="_kid", how="left", maintain_order="left").filter(pl.col("_hi") > pl.col("_lo"))
+        events = group.events.sort(["_kid", "_et", "_pos"]).drop("_kid")
+        parts = []
+        sizes = (spans.get_column("_hi") - spans.get_column("_lo")).cum_sum()
+        chunk_id = (sizes // K.PAIRS_PER_CHUNK).alias("_chunk")
+        for part in spans.with_columns(chunk_id).partition_by("_chunk", maintain_order=True):
+            idx = part.select(
+                K.ROW, K.T, pl.int_ranges(pl.col("_start") + pl.col("_lo"), pl.col("_start") + pl.col("_hi")).alias("_g")
+            ).explode("_g")
+            joined = pl.concat([idx, events[idx.get_column("_g")]], how="horizontal")
+            joined = joined.filter(condition(pl.col(K.T))).sort([pl.col(K.ROW), *K.order_keys()])
+            parts.append(K.aggregate_pairs(joined, agg, has_value, k, ddof))
+        if not parts:
+            empty = pl.concat([rows.select(K.ROW, K.T).clear(), events.clear()], how="horizontal")
+            return K.aggregate_pairs(empty, agg, has_value, k, ddof)
+        return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
 
     def _running_extreme(self, group: _EventGroup, agg: str, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """min / max without a window: a running extreme per key in visibility order, one as-of lookup."""
@@ -295,8 +341,8 @@ class EntityFeatures:
         max_vis = group.rolled[("max_vis", window, inclusive)]
         t_s = sp.get_column(K.T)
         pending = (max_vis > t_s if inclusive else max_vis >= t_s).fill_null(False)
-        if pending.any():  # exact for these rows; chunked, so memory stays bounded when many are pending
-            res = K.pairs(sp.filter(pending), group.events, ["_kid"], agg, condition=condition, has_value=True)
+        if pending.any():  # exact for these rows, visiting only their windows' events
+            res = self._window_aggregate(group, sp.filter(pending), window, None, inclusive, condition, agg, True)
             fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
             value = pl.select(pl.when(pending).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
             n = pl.select(pl.when(pending).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
