@@ -114,6 +114,8 @@ class _EventGroup:
     markers: pl.DataFrame | None = None
     sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
     any_late: dict[timedelta, bool] = field(default_factory=dict)
+    by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
+    starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
 
@@ -254,13 +256,19 @@ class EntityFeatures:
         whole history. Pairs are built and aggregated chunk by chunk, so memory stays bounded.
         """
         table = self._prefix(group, "_et", None, False)  # rows in (key, et, position) order, like `events`
-        starts = table.select("_kid").with_row_index("_g").group_by("_kid").agg(pl.col("_g").min().cast(pl.Int64).alias("_start"))
+        if group.by_et is None:
+            group.by_et = group.events.sort(["_kid", "_et", "_pos"])
+            group.starts = (
+                group.by_et.select("_kid").with_row_index("_g").group_by("_kid").agg(pl.col("_g").min().cast(pl.Int64).alias("_start"))
+            )
+        assert group.starts is not None
+        starts = group.starts
         t = pl.col(K.T)
         lo = K.lookup(rows, K.window_start(t, window, hop), table, "_et", inclusive).get_column("_cn").fill_null(0)
         hi = K.lookup(rows, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
         spans = rows.select(K.ROW, "_kid", K.T).with_columns(lo.alias("_lo"), hi.alias("_hi"))
         spans = spans.join(starts, on="_kid", how="left", maintain_order="left").filter(pl.col("_hi") > pl.col("_lo"))
-        events = group.events.sort(["_kid", "_et", "_pos"]).drop("_kid")
+        events = group.by_et.drop("_kid")
         parts = []
         sizes = (spans.get_column("_hi") - spans.get_column("_lo")).cum_sum()
         chunk_id = (sizes // K.PAIRS_PER_CHUNK).alias("_chunk")
