@@ -115,6 +115,9 @@ class _EventGroup:
     sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
     any_late: dict[timedelta, bool] = field(default_factory=dict)
     by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
+    direct: dict[tuple[str, timedelta], tuple[pl.Series, pl.Series, pl.Series]] = field(default_factory=dict)
+    small: dict[timedelta, pl.DataFrame] = field(default_factory=dict)
+    big: dict[timedelta, tuple[Any, Any]] = field(default_factory=dict)  # (EntityFeatures, _EventGroup) of the other keys
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
@@ -185,6 +188,43 @@ class EntityFeatures:
         ev = group.events
         value_dtype = ev.schema["_v"]
         dtype = output_dtype(agg, value_dtype, has_value)
+        window = feature.window
+        direct = group.direct.get((feature.name, window)) if window is not None else None
+        if direct is not None:
+            d_value, d_n, small = direct
+            if bool(small.all()):
+                return d_value, d_n.cast(pl.Int64), dtype
+            # the other keys: the usual kernels over only their events and spine rows (all is per key)
+            assert window is not None
+            child, child_group = self._big_keys_part(group, window, small)
+            b_value, b_n, dtype = child._feature_path(feature, child_group, inclusive, dtype)
+            big = child.es.sorted.select(K.ROW).with_columns(b_value.cast(dtype).alias("_bv"), b_n.cast(pl.Int64).alias("_bn"))
+            merged = self.es.sorted.select(K.ROW).join(big, on=K.ROW, how="left", maintain_order="left")
+            value = pl.select(pl.when(small).then(d_value.cast(dtype)).otherwise(merged.get_column("_bv"))).to_series()
+            n = pl.select(pl.when(small).then(d_n).otherwise(merged.get_column("_bn"))).to_series().cast(pl.Int64)
+            return value, n, dtype
+        return self._feature_path(feature, group, inclusive, dtype)
+
+    def _big_keys_part(self, group: _EventGroup, window: timedelta, small: pl.Series) -> tuple[EntityFeatures, _EventGroup]:
+        """A view of this entity restricted to the spine rows and events of the keys that are not small."""
+        if window not in group.big:
+            child = object.__new__(EntityFeatures)
+            child.defs, child.spine, child.groups = self.defs, self.spine, {}
+            rows = self.es.sorted.filter(~small)
+            child.es = EntitySpine(rows, self.es.ids, self.es.key_dtypes)
+            events = group.events.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left")
+            group.big[window] = (child, _EventGroup(events))
+        return group.big[window]
+
+    def _feature_path(
+        self, feature: FeatureSpec, group: _EventGroup, inclusive: bool, dtype: pl.DataType
+    ) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        defs = self.defs
+        agg = feature.agg
+        assert agg is not None
+        has_value = feature.column is not None
+        ev = group.events
+        value_dtype = ev.schema["_v"]
         sp = self.es.sorted
         window, hop = feature.window, feature.hop
         t = pl.col(K.T)
@@ -247,8 +287,10 @@ class EntityFeatures:
         has_value: bool,
         k: int | None = None,
         ddof: int = 1,
+        many: Sequence[tuple[str, str, bool, int | None, int]] | None = None,
     ) -> pl.DataFrame:
-        """`agg` over the (spine row, event) pairs of `rows` whose event is in the window (visibility applied).
+        """`agg` (or `many` aggregations, `(alias, agg, has_value, k, ddof)`, each giving `<alias>_v`,
+        `<alias>_n`) over the (spine row, event) pairs of `rows` whose event is in the window (visibility applied).
 
         Only the events in the window's event-time range are visited: with the key's events sorted by event
         time, the range is positions [count(et before start), count(et before t)), read from the running
@@ -278,10 +320,10 @@ class EntityFeatures:
             ).explode("_g")
             joined = pl.concat([idx, events[idx.get_column("_g")]], how="horizontal")
             joined = joined.filter(condition(pl.col(K.T))).sort([pl.col(K.ROW), *K.order_keys()])
-            parts.append(K.aggregate_pairs(joined, agg, has_value, k, ddof))
+            parts.append(_aggregate(joined, agg, has_value, k, ddof, many))
         if not parts:
             empty = pl.concat([rows.select(K.ROW, K.T).clear(), events.clear()], how="horizontal")
-            return K.aggregate_pairs(empty, agg, has_value, k, ddof)
+            return _aggregate(empty, agg, has_value, k, ddof, many)
         return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
 
     def _running_extreme(self, group: _EventGroup, agg: str, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
@@ -296,10 +338,22 @@ class EntityFeatures:
         """Compute the rolling columns of every windowed feature of an event group in one pass (Polars
         evaluates the expressions of one `select` in parallel)."""
         wanted: dict[int, tuple[_EventGroup, set[tuple[str, timedelta, bool]]]] = {}
+        by_window: dict[tuple[int, timedelta, bool], tuple[_EventGroup, list[FeatureSpec]]] = {}
+        for f in features:
+            windowed = f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
+            if windowed and f.source and f.entity and f.source in frames:
+                assert f.window is not None
+                group = self._feature_group(f, frames[f.source])
+                inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
+                by_window.setdefault((id(group), f.window, inclusive), (group, []))[1].append(f)
+        for (_, window, inclusive), (group, feats) in by_window.items():
+            self._window_pairs_if_cheap(group, window, inclusive, feats)
         for f in features:
             if not (f.source and f.entity and f.agg) or f.source not in frames:
                 continue
             group = self._feature_group(f, frames[f.source])
+            if f.window is not None and (f.name, f.window) in group.direct:
+                continue  # small keys are done; any other keys are computed apart (EntityFeatures._big_keys_part)
             if _rolls(f.agg, f.window, f.hop, group.events.schema["_v"]):
                 assert f.window is not None
                 inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
@@ -307,6 +361,40 @@ class EntityFeatures:
                 specs.update({("count", f.window, inclusive), ("max_vis", f.window, inclusive), (f.agg, f.window, inclusive)})
         for group, specs in wanted.values():
             self._rolling(group, sorted(specs, key=str))
+
+    def _small_keys(self, group: _EventGroup, window: timedelta) -> pl.DataFrame:
+        """The keys whose events never number more than SMALL_KEY_EVENTS inside one window (a bound on the
+        pairs of any spine row of that key). Decided from the key's own events only, so a row takes the same
+        path in a backfill, in `explain` (one spine row) and in every partition: float sums are
+        bit-identical across them."""
+        if window not in group.small:
+            table = self._prefix(group, "_et", None, False)
+            left = table.select("_kid", (pl.col("_et") - pl.lit(window)).alias("_at"))
+            before = left.join_asof(
+                table.select("_kid", "_et", "_cn"), left_on="_at", right_on="_et", by="_kid", strategy="backward",
+                allow_exact_matches=False, check_sortedness=False,
+            ).get_column("_cn").fill_null(0)
+            occupancy = table.get_column("_cn") - before
+            per_key = table.select("_kid").with_columns(occupancy.alias("_occ")).group_by("_kid").agg(pl.col("_occ").max())
+            group.small[window] = per_key.filter(pl.col("_occ") <= SMALL_KEY_EVENTS).select("_kid")
+        return group.small[window]
+
+    def _window_pairs_if_cheap(self, group: _EventGroup, window: timedelta, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
+        """Spine rows of small keys (see `_small_keys`) get every windowed aggregation of `window` from one
+        enumeration of their (spine row, in-window event) pairs and one group-by: cheaper than prefix tables
+        and rolling passes when windows hold few events, and exact by construction."""
+        sp = self.es.sorted
+        small = sp.get_column("_kid").is_in(self._small_keys(group, window).get_column("_kid").implode())
+        if not small.any():
+            return
+        condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, None)
+        many = [(f"_f{i}", f.agg or "", f.column is not None, f.k, f.ddof) for i, f in enumerate(feats)]
+        res = self._window_aggregate(group, sp.filter(small), window, None, inclusive, condition, "", False, many=many)
+        aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+        for i, f in enumerate(feats):
+            group.direct[(f.name, window)] = (
+                aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small
+            )
 
     def _rolling(self, group: _EventGroup, specs: Sequence[tuple[str, timedelta, bool]]) -> None:
         missing = [sp for sp in specs if sp not in group.rolled]
@@ -391,6 +479,23 @@ class EntityFeatures:
         )
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
+
+
+def _aggregate(
+    joined: pl.DataFrame, agg: str, has_value: bool, k: int | None, ddof: int,
+    many: Sequence[tuple[str, str, bool, int | None, int]] | None,
+) -> pl.DataFrame:
+    if many is None:
+        return K.aggregate_pairs(joined, agg, has_value, k, ddof)
+    exprs: list[pl.Expr] = []
+    for alias, a, hv, kk, dd in many:
+        val, n = K._pair_aggs(a, hv, kk, dd)
+        exprs += [val.alias(f"{alias}_v"), n.alias(f"{alias}_n")]
+    return joined.group_by(K.ROW, maintain_order=True).agg(exprs)
+
+
+# a key whose events never number more than this inside one window gets its windows by direct enumeration
+SMALL_KEY_EVENTS = 64
 
 
 def _rolls(agg: str, window: timedelta | None, hop: timedelta | None, value_dtype: pl.DataType) -> bool:

@@ -1,0 +1,49 @@
+"""Every kernel path against the oracle.
+
+Windowed aggregations of a key whose windows never hold more than `SMALL_KEY_EVENTS` events are computed by
+enumerating the in-window events; other keys use prefix sums, rolling extremes and the pending-row fix-up.
+Tiny test data only has small keys, so these tests re-run the oracle comparisons with the threshold at 0
+(every key takes the prefix/rolling kernels) and at 2 (mixed: both paths in one build).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+import test_engine_vs_oracle as props
+from fpipe.engine import features as F
+from test_engine_rules import check_engine
+from test_oracle import CASES
+
+
+@contextmanager
+def small_key_events(limit: int) -> Iterator[None]:
+    saved = F.SMALL_KEY_EVENTS
+    F.SMALL_KEY_EVENTS = limit
+    try:
+        yield
+    finally:
+        F.SMALL_KEY_EVENTS = saved
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rule_cases_on_every_path(name: str, limit: int) -> None:
+    with small_key_events(limit):
+        check_engine(CASES[name]())
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_engine_matches_oracle_on_every_path(limit: int) -> None:
+    with small_key_events(limit):
+        props.test_engine_matches_oracle()
+        props.test_engine_window_arithmetic_matches_oracle()
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_no_leakage_on_every_path(limit: int) -> None:
+    with small_key_events(limit):
+        props.test_engine_no_leakage()
