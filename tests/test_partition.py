@@ -151,5 +151,7 @@ def test_parse_size() -> None:
 
 
 def test_choose_partitions() -> None:
-    assert P.choose_partitions(10**9, 4 * 10**9, expansion=12) == 3
+    assert P.choose_partitions(10**9, 4 * 10**9, expansion=12, base=0) == 3
+    # the L measurement: 1.15 GB of inputs under 4 GB needs ~2.4 GB + 16.7 GB / N -> N >= 11
+    assert P.choose_partitions(1_152_000_000, 4 * 10**9) == 12
     assert P.choose_partitions(10, 4 * 10**9) == 1
