@@ -136,10 +136,9 @@ class Project:
         return out
 
     def _bounds_predicate(
-        self, name: str, frames_schema: Any, bounds: tuple[datetime | None, datetime | None] | None
+        self, name: str, bounds: tuple[datetime | None, datetime | None] | None
     ) -> pl.Expr | None:
         """A scan filter on the raw event-time column, when it is an aware datetime (else no pushdown)."""
-        del frames_schema
         src = self.defs.sources[name]
         if bounds is None or src.event_time is None or bounds == (None, None):
             return None
@@ -277,7 +276,7 @@ class Project:
         for i, (n, c) in enumerate(cols.items()):
             # a quarantining source is read whole: its checks (`unique`) and row positions are over all its rows
             quarantines = bool(self.defs.sources[n].checks) and self.defs.sources[n].on_fail == "quarantine"
-            pred = None if quarantines else self._bounds_predicate(n, frames_schema=None, bounds=bounds.get(n))
+            pred = None if quarantines else self._bounds_predicate(n, bounds=bounds.get(n))
             frames[n] = self.read_source(n, c, predicate=pred)
             if progress:
                 progress("read", i + 1, len(cols))

@@ -117,7 +117,7 @@ class _EventGroup:
     by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
     direct: dict[tuple[str, timedelta], tuple[pl.Series, pl.Series, pl.Series]] = field(default_factory=dict)
     small: dict[timedelta, pl.DataFrame] = field(default_factory=dict)
-    big: dict[timedelta, tuple[Any, Any]] = field(default_factory=dict)  # (EntityFeatures, _EventGroup) of the other keys
+    big: dict[timedelta, tuple[EntityFeatures, _EventGroup]] = field(default_factory=dict)  # (EntityFeatures, _EventGroup) of the other keys
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
@@ -129,10 +129,9 @@ def _value_dtype_for_sum(dtype: pl.DataType) -> pl.DataType:
 class EntityFeatures:
     """Computes the features (and labels) of one entity over one spine, sharing sorted tables."""
 
-    def __init__(self, defs: Definitions, spine: pl.DataFrame, spine_keys: Sequence[str]) -> None:
+    def __init__(self, defs: Definitions, spine: pl.DataFrame, spine_keys: Sequence[str], *, es: EntitySpine | None = None) -> None:
         self.defs = defs
-        self.spine = spine
-        self.es = entity_spine(spine, spine_keys)
+        self.es = es if es is not None else entity_spine(spine, spine_keys)
         self.groups: dict[tuple[Any, ...], _EventGroup] = {}
 
     def _group(self, source_frame: pl.DataFrame, source: SourceSpec, entity: str, column: str | None,
@@ -208,10 +207,8 @@ class EntityFeatures:
     def _big_keys_part(self, group: _EventGroup, window: timedelta, small: pl.Series) -> tuple[EntityFeatures, _EventGroup]:
         """A view of this entity restricted to the spine rows and events of the keys that are not small."""
         if window not in group.big:
-            child = object.__new__(EntityFeatures)
-            child.defs, child.spine, child.groups = self.defs, self.spine, {}
             rows = self.es.sorted.filter(~small)
-            child.es = EntitySpine(rows, self.es.ids, self.es.key_dtypes)
+            child = EntityFeatures(self.defs, rows, (), es=EntitySpine(rows, self.es.ids, self.es.key_dtypes))
             events = group.events.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left")
             group.big[window] = (child, _EventGroup(events))
         return group.big[window]
@@ -515,9 +512,8 @@ def _marker_frame(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr) -> pl.DataFra
         pl.lit(None, pl.Int64).alias("_one"),
         pl.col(K.ROW),
     )
-    vis = pl.col("_vis") if "_vis" in ev.columns else pl.lit(None, pl.Datetime("us", "UTC"))
     events = ev.select(
-        "_kid", pl.col("_et").alias("_time"), "_v", vis.alias("_vis"), pl.lit(1, pl.Int64).alias("_one"),
+        "_kid", pl.col("_et").alias("_time"), "_v", "_vis", pl.lit(1, pl.Int64).alias("_one"),
         pl.lit(None, pl.Int64).alias(K.ROW),
     )
     return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])

@@ -118,7 +118,8 @@ def cumulative_from_tables(
 
 
 def rolling(agg: str, by: str, window: timedelta, closed: Literal["left", "right"]) -> pl.Expr:
-    """A rolling aggregate of `_v` over the time column `by` (a window of `window` ending at each row)."""
+    """A rolling aggregate over the time column `by` (a window of `window` ending at each row). No sums:
+    a rolling sum subtracts the rows that leave the window and keeps their rounding error."""
     v = pl.col("_v")
     if agg == "count":  # rows (events carry 1, markers null)
         return pl.col("_one").rolling_sum_by(by, window_size=window, closed=closed, min_samples=1)
@@ -128,10 +129,6 @@ def rolling(agg: str, by: str, window: timedelta, closed: Literal["left", "right
         return v.rolling_max_by(by, window_size=window, closed=closed, min_samples=1)
     if agg == "min":
         return v.rolling_min_by(by, window_size=window, closed=closed, min_samples=1)
-    if agg == "sum":
-        return v.rolling_sum_by(by, window_size=window, closed=closed, min_samples=1)
-    if agg == "mean":
-        return v.cast(pl.Float64).rolling_mean_by(by, window_size=window, closed=closed, min_samples=1)
     raise ValueError(f"no rolling kernel for {agg}")
 
 
