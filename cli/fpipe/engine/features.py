@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from fpipe.engine import kernels as K
+from fpipe.engine import windows as W
 from fpipe.engine.expr import compile_expr
 from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
@@ -116,7 +118,7 @@ class _EventGroup:
     any_late: dict[timedelta, bool] = field(default_factory=dict)
     by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
     direct: dict[tuple[str, timedelta], tuple[pl.Series, pl.Series, pl.Series]] = field(default_factory=dict)
-    small: dict[timedelta, pl.DataFrame] = field(default_factory=dict)
+    small: dict[timedelta, np.ndarray] = field(default_factory=dict)  # spine rows of small keys
     big: dict[timedelta, tuple[EntityFeatures, _EventGroup]] = field(default_factory=dict)  # (EntityFeatures, _EventGroup) of the other keys
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
@@ -133,6 +135,7 @@ class EntityFeatures:
         self.defs = defs
         self.es = es if es is not None else entity_spine(spine, spine_keys)
         self.groups: dict[tuple[Any, ...], _EventGroup] = {}
+        self._count_columns: dict[tuple[str, str, str | None], str] = {}
 
     def _group(self, source_frame: pl.DataFrame, source: SourceSpec, entity: str, column: str | None,
                where: str | None, skip: bool, label: bool) -> _EventGroup:
@@ -146,9 +149,10 @@ class EntityFeatures:
         """Prefix table over `on`, counting only the rows that can be in a window of length `window`
         (lateness `_vis - _et` < window; all rows when None)."""
         if on not in group.sorted_by:
-            # ties ordered by input position: deterministic float sums (a stable sort is 3x slower here)
+            # ties ordered by input position: deterministic float sums
             cols = ["_kid", on, "_pos", "_v", *(["_late"] if "_late" in group.events.columns else [])]
-            group.sorted_by[on] = group.events.select(cols).sort(["_kid", on, "_pos"])
+            source = self._by_et(group) if on == "_et" else K.sort_by_key_time(group.events.select(cols), on)
+            group.sorted_by[on] = source.select(cols)
         ev = group.sorted_by[on]
         if window is not None:
             if window not in group.any_late:
@@ -170,11 +174,23 @@ class EntityFeatures:
             group.best[pick] = (ranked, K.running_best(ranked, pick))
         return group.best[pick]
 
+    def _by_et(self, group: _EventGroup) -> pl.DataFrame:
+        """The group's events in (key, event time, input position) order (sorted once)."""
+        if group.by_et is None:
+            group.by_et = K.sort_by_key_time(group.events, "_et")
+        return group.by_et
+
     def _feature_group(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> _EventGroup:
         assert feature.source and feature.entity and feature.agg
-        skip = feature.column is not None and (feature.agg != "latest" or feature.skip_nulls)
+        column = feature.column
+        skip = column is not None and (feature.agg != "latest" or feature.skip_nulls)
+        if skip and column in source_frame.columns and source_frame.get_column(column).null_count() == 0:
+            skip = False  # nothing to skip: share the events of the features that keep nulls
+        if column is None and feature.agg == "count":
+            # a row count reads no value: share the events of a null-free column of the same rows
+            column = self._count_columns.get((feature.source, feature.entity, feature.where), None)
         source = self.defs.sources[feature.source]
-        return self._group(source_frame, source, feature.entity, feature.column, feature.where, skip, False)
+        return self._group(source_frame, source, feature.entity, column, feature.where, skip, False)
 
     def feature(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """(value, n) aligned with `self.es.sorted`, and the output dtype."""
@@ -294,20 +310,19 @@ class EntityFeatures:
         count table with two as-of lookups, so the cost is the number of in-window events, not the key's
         whole history. Pairs are built and aggregated chunk by chunk, so memory stays bounded.
         """
-        table = self._prefix(group, "_et", None, False)  # rows in (key, et, position) order, like `events`
-        if group.by_et is None:
-            group.by_et = group.events.sort(["_kid", "_et", "_pos"])
+        table = self._prefix(group, "_et", None, False)  # rows in (key, et, position) order, like `by_et`
+        by_et = self._by_et(group)
+        if group.starts is None:
             group.starts = (
-                group.by_et.select("_kid").with_row_index("_g").group_by("_kid").agg(pl.col("_g").min().cast(pl.Int64).alias("_start"))
+                by_et.select("_kid").with_row_index("_g").group_by("_kid").agg(pl.col("_g").min().cast(pl.Int64).alias("_start"))
             )
-        assert group.starts is not None
         starts = group.starts
         t = pl.col(K.T)
         lo = K.lookup(rows, K.window_start(t, window, hop), table, "_et", inclusive).get_column("_cn").fill_null(0)
         hi = K.lookup(rows, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
         spans = rows.select(K.ROW, "_kid", K.T).with_columns(lo.alias("_lo"), hi.alias("_hi"))
         spans = spans.join(starts, on="_kid", how="left", maintain_order="left").filter(pl.col("_hi") > pl.col("_lo"))
-        events = group.by_et.drop("_kid")
+        events = by_et.drop("_kid")
         parts = []
         sizes = (spans.get_column("_hi") - spans.get_column("_lo")).cum_sum()
         chunk_id = (sizes // K.PAIRS_PER_CHUNK).alias("_chunk")
@@ -335,14 +350,25 @@ class EntityFeatures:
         """Compute the rolling columns of every windowed feature of an event group in one pass (Polars
         evaluates the expressions of one `select` in parallel)."""
         wanted: dict[int, tuple[_EventGroup, set[tuple[str, timedelta, bool]]]] = {}
+        for f in features:
+            if f.source and f.entity and f.column and f.source in frames and (f.source, f.entity, f.where) not in self._count_columns:
+                frame = frames[f.source]
+                if f.column in frame.columns and frame.schema[f.column].is_numeric() and frame.get_column(f.column).null_count() == 0:
+                    self._count_columns[(f.source, f.entity, f.where)] = f.column
         by_window: dict[tuple[int, timedelta, bool], tuple[_EventGroup, list[FeatureSpec]]] = {}
+        direct: dict[tuple[int, bool], tuple[_EventGroup, list[FeatureSpec]]] = {}
         for f in features:
             windowed = f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
-            if windowed and f.source and f.entity and f.source in frames:
+            if windowed and f.source and f.entity and f.agg and f.source in frames:
                 assert f.window is not None
                 group = self._feature_group(f, frames[f.source])
                 inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
-                by_window.setdefault((id(group), f.window, inclusive), (group, []))[1].append(f)
+                if W.supported(f.agg, group.events.schema["_v"]):
+                    direct.setdefault((id(group), inclusive), (group, []))[1].append(f)
+                else:
+                    by_window.setdefault((id(group), f.window, inclusive), (group, []))[1].append(f)
+        for (_, inclusive), (group, feats) in direct.items():
+            self._direct_windows(group, inclusive, feats)
         for (_, window, inclusive), (group, feats) in by_window.items():
             self._window_pairs_if_cheap(group, window, inclusive, feats)
         for f in features:
@@ -359,29 +385,63 @@ class EntityFeatures:
         for group, specs in wanted.values():
             self._rolling(group, sorted(specs, key=str))
 
-    def _small_keys(self, group: _EventGroup, window: timedelta) -> pl.DataFrame:
-        """The keys whose events never number more than SMALL_KEY_EVENTS inside one window (a bound on the
-        pairs of any spine row of that key). Decided from the key's own events only, so a row takes the same
-        path in a backfill, in `explain` (one spine row) and in every partition: float sums are
-        bit-identical across them."""
+    def _small_rows(self, group: _EventGroup, window: timedelta) -> np.ndarray:
+        """Spine rows (of `self.es.sorted`) whose key has events and never more than SMALL_KEY_EVENTS of them
+        inside one window (a bound on the pairs of any spine row of that key). Decided from the key's own
+        events only, so a row takes the same path in a backfill, in `explain` (one spine row) and in every
+        partition: float sums are bit-identical across them."""
         if window not in group.small:
-            table = self._prefix(group, "_et", None, False)
-            left = table.select("_kid", (pl.col("_et") - pl.lit(window)).alias("_at"))
-            before = left.join_asof(
-                table.select("_kid", "_et", "_cn"), left_on="_at", right_on="_et", by="_kid", strategy="backward",
-                allow_exact_matches=False, check_sortedness=False,
-            ).get_column("_cn").fill_null(0)
-            occupancy = table.get_column("_cn") - before
-            per_key = table.select("_kid").with_columns(occupancy.alias("_occ")).group_by("_kid").agg(pl.col("_occ").max())
-            group.small[window] = per_key.filter(pl.col("_occ") <= SMALL_KEY_EVENTS).select("_kid")
+            by_et = self._by_et(group)
+            kid = by_et.get_column("_kid").to_numpy()
+            big = W.big_keys(kid, _us(by_et.get_column("_et")), _window_us(window), SMALL_KEY_EVENTS)
+            group.small[window] = W.small_rows(self.es.sorted.get_column("_kid").to_numpy(), kid, big)
         return group.small[window]
+
+    def _direct_windows(self, group: _EventGroup, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
+        """count/sum/mean/min/max of every window of `feats` (one event group) for the spine rows whose key is
+        small for that window (engine/windows.py): one enumeration per row at the widest such window."""
+        sp = self.es.sorted
+        m = sp.height
+        if m == 0 or group.events.height == 0:
+            return
+        by_et = self._by_et(group)
+        table = self._prefix(group, "_et", None, False)
+        has_values = any(f.agg != "count" for f in feats)
+        values = by_et.get_column("_v").to_numpy() if has_values else None
+        et, vis = _us(by_et.get_column("_et")), _us(by_et.get_column("_vis"))
+        kid_e = by_et.get_column("_kid").to_numpy()
+        kid_s, t_s = sp.get_column("_kid").to_numpy(), _us(sp.get_column(K.T))
+        starts = np.searchsorted(kid_e, kid_s, side="left")
+        t = pl.col(K.T)
+        hi = starts + K.lookup(sp, t, table, "_et", inclusive).get_column("_cn").fill_null(0).to_numpy()
+        aggs = [W.WindowAgg(f"_f{i}", f.agg or "", _window_us(f.window)) for i, f in enumerate(feats) if f.window is not None]
+        out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
+        done = np.zeros(m, dtype=bool)
+        small_by_window = {}
+        for window in sorted({f.window for f in feats if f.window is not None}, reverse=True):
+            small = self._small_rows(group, window)
+            small_by_window[window] = small
+            rows = np.flatnonzero(small & ~done)
+            if rows.size:
+                w_us = _window_us(window)
+                lo = starts + K.lookup(sp, t - pl.lit(window), table, "_et", inclusive).get_column("_cn").fill_null(0).to_numpy()
+                todo = [a for a in aggs if a.window_us <= w_us]
+                W.compute(t_s[rows], lo[rows], hi[rows], et, vis, values, todo, inclusive, out, rows)
+            done |= small
+        for f, wa in zip(feats, aggs, strict=True):
+            assert f.window is not None
+            small_s = pl.Series(small_by_window[f.window])
+            if not small_s.any():
+                continue
+            value, n = W.to_series(*out[wa.alias])
+            group.direct[(f.name, f.window)] = (value, n, small_s)
 
     def _window_pairs_if_cheap(self, group: _EventGroup, window: timedelta, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
         """Spine rows of small keys (see `_small_keys`) get every windowed aggregation of `window` from one
         enumeration of their (spine row, in-window event) pairs and one group-by: cheaper than prefix tables
         and rolling passes when windows hold few events, and exact by construction."""
         sp = self.es.sorted
-        small = sp.get_column("_kid").is_in(self._small_keys(group, window).get_column("_kid").implode())
+        small = pl.Series(self._small_rows(group, window))
         if not small.any():
             return
         condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, None)
@@ -493,6 +553,16 @@ def _aggregate(
 
 # a key whose events never number more than this inside one window gets its windows by direct enumeration
 SMALL_KEY_EVENTS = 64
+
+
+def _us(series: pl.Series) -> np.ndarray:
+    """A UTC microsecond datetime series as int64 microseconds."""
+    return series.to_physical().to_numpy()
+
+
+def _window_us(window: timedelta | None) -> int:
+    assert window is not None
+    return window // timedelta(microseconds=1)
 
 
 def _rolls(agg: str, window: timedelta | None, hop: timedelta | None, value_dtype: pl.DataType) -> bool:

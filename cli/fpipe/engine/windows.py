@@ -1,0 +1,205 @@
+"""Windowed count, sum, mean, min and max of *small* keys by direct enumeration, in numpy.
+
+A key is small for a window w when its own events never number more than `limit` inside one window of
+length w (decided from the key's events alone, so a spine row takes the same path in a backfill, in
+`explain` and in every partition, and float sums are bit-identical across them). For a small key every
+spine row's window holds at most `limit` events, so enumerating them costs O(spine rows x limit).
+
+With the events of the entity sorted by (key, event time, input position), the events of spine row i
+whose event time lies in its widest window are one contiguous range of positions [lo_i, hi_i) (two as-of
+lookups). The pairs (spine row, event) of all rows are laid end to end, so every spine row owns one
+segment; a narrower window of the same row is a suffix of that segment (event times are sorted) and
+visibility is a mask. Each aggregation is then one segment reduction over the pairs:
+- count: a count of the masked pairs per segment (`np.bincount`), exact;
+- sum of floats: `np.bincount` with weights, a sequential sum in event order per segment; of integers:
+  differences of an int64 running sum at segment ends (exact, wrapping like Polars' int64 sum);
+- mean: that sum over the count;
+- min, max: `np.minimum.reduceat` / `np.maximum.reduceat` over the values with masked pairs replaced by
+  +inf / -inf (or the integer limits); a segment with a count of 0 is empty whatever its extreme says.
+Every window of an event group is computed from one enumeration at the widest window that the row's key is
+small for, and spine rows are processed in chunks of at most `PAIRS_PER_CHUNK` pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+AGGS = ("count", "sum", "mean", "min", "max")
+PAIRS_PER_CHUNK = 4_000_000
+
+
+def supported(agg: str, value_dtype: pl.DataType) -> bool:
+    """Aggregations this module computes (count of anything; the others over integer or float values)."""
+    if agg == "count":
+        return True
+    return agg in AGGS and (value_dtype.is_integer() or value_dtype.is_float())
+
+
+@dataclass(frozen=True)
+class WindowAgg:
+    alias: str
+    agg: str
+    window_us: int
+
+
+@dataclass
+class Result:
+    """Per spine row of the entity (in `EntitySpine.sorted` order): value (None where n == 0), n, and
+    whether the row's key is small for this window (only those rows carry a result)."""
+
+    value: np.ndarray
+    n: np.ndarray
+    small: np.ndarray
+
+
+def big_keys(kid: np.ndarray, et: np.ndarray, window_us: int, limit: int) -> np.ndarray:
+    """Keys (sorted, unique) with more than `limit` events inside one window of `window_us`.
+
+    `kid`, `et` in (key, event time) order. Event i closes a window holding more than `limit` events
+    exactly when event i - limit has the same key and an event time >= et_i - w (all events between are
+    then in the window too): one shifted comparison, O(n).
+    """
+    if limit <= 0:
+        return np.unique(kid)
+    if len(kid) <= limit:
+        return np.empty(0, dtype=kid.dtype)
+    same = kid[limit:] == kid[:-limit]
+    near = et[:-limit] >= et[limit:] - window_us
+    hits = kid[limit:][same & near]
+    if hits.size == 0:
+        return hits
+    return hits[np.r_[True, hits[1:] != hits[:-1]]]  # sorted already
+
+
+def small_rows(spine_kid: np.ndarray, event_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
+    """Spine rows whose key has events and is not big."""
+    with_events = event_kid[np.r_[True, event_kid[1:] != event_kid[:-1]]] if event_kid.size else event_kid
+    return np.isin(spine_kid, with_events, assume_unique=False) & ~np.isin(spine_kid, big)
+
+
+def compute(
+    t: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    et: np.ndarray,
+    vis: np.ndarray,
+    values: np.ndarray | None,
+    aggs: Sequence[WindowAgg],
+    inclusive: bool,
+    out: dict[str, tuple[np.ndarray, np.ndarray]],
+    rows: np.ndarray,
+) -> None:
+    """Aggregate `aggs` for spine rows `rows` (indices into the output arrays in `out`, alias -> (value, n)).
+
+    `t`, `lo`, `hi` are per row of `rows`: the spine time and the range of event positions whose event time
+    lies in the widest of `aggs`' windows (and before t). `et`, `vis`, `values` are the entity's events in
+    (key, event time, position) order, times as int64 microseconds.
+    """
+    lens = hi - lo
+    keep = lens > 0
+    if not keep.all():
+        t, lo, lens, rows = t[keep], lo[keep], lens[keep], rows[keep]
+    if rows.size == 0:
+        return
+    ends = np.cumsum(lens)
+    bounds = np.searchsorted(ends, np.arange(PAIRS_PER_CHUNK, int(ends[-1]), PAIRS_PER_CHUNK), side="left")
+    for a, b in zip(np.r_[0, bounds + 1], np.r_[bounds + 1, rows.size], strict=True):
+        if b > a:
+            _chunk(t[a:b], lo[a:b], lens[a:b], et, vis, values, aggs, inclusive, out, rows[a:b])
+
+
+def _chunk(
+    t: np.ndarray,
+    lo: np.ndarray,
+    lens: np.ndarray,
+    et: np.ndarray,
+    vis: np.ndarray,
+    values: np.ndarray | None,
+    aggs: Sequence[WindowAgg],
+    inclusive: bool,
+    out: dict[str, tuple[np.ndarray, np.ndarray]],
+    rows: np.ndarray,
+) -> None:
+    r = rows.size
+    starts = np.cumsum(lens) - lens  # first pair of each segment
+    total = int(starts[-1] + lens[-1])
+    seg = np.repeat(np.arange(r, dtype=np.int64), lens)
+    idx = np.arange(total, dtype=np.int64) - np.repeat(starts - lo, lens)
+    t_p = t[seg]
+    visible = vis[idx] <= t_p if inclusive else vis[idx] < t_p
+    et_p = et[idx]
+    v_p = values[idx] if values is not None else None
+    masks: dict[int, np.ndarray] = {}
+    counts: dict[int, np.ndarray] = {}
+    sums: dict[int, np.ndarray] = {}
+    for wa in aggs:
+        w = wa.window_us
+        if w not in masks:
+            inside = et_p > t_p - w if inclusive else et_p >= t_p - w
+            masks[w] = visible & inside
+            counts[w] = np.bincount(seg[masks[w]], minlength=r).astype(np.int64)
+        m, n = masks[w], counts[w]
+        value_out, n_out = out[wa.alias]
+        n_out[rows] = n
+        if wa.agg == "count":
+            value_out[rows] = n
+            continue
+        assert v_p is not None
+        if wa.agg in ("sum", "mean"):
+            if w not in sums:
+                sums[w] = _segment_sum(v_p, m, seg, starts, lens, r)
+            s = sums[w]
+            if wa.agg == "sum":
+                value_out[rows] = s
+            else:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    value_out[rows] = s.astype(np.float64) / n
+        else:
+            value_out[rows] = _segment_extreme(v_p, m, starts, wa.agg)
+
+
+def _segment_sum(v: np.ndarray, mask: np.ndarray, seg: np.ndarray, starts: np.ndarray, lens: np.ndarray, r: int) -> np.ndarray:
+    if v.dtype.kind == "f":
+        return np.bincount(seg[mask], weights=v[mask].astype(np.float64), minlength=r)
+    running = np.cumsum(np.where(mask, v.astype(np.int64), 0), dtype=np.int64)
+    last = running[starts + lens - 1]
+    before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0)
+    with np.errstate(over="ignore"):
+        return last - before
+
+
+def _segment_extreme(v: np.ndarray, mask: np.ndarray, starts: np.ndarray, agg: str) -> np.ndarray:
+    if v.dtype.kind == "f":
+        fill = np.inf if agg == "min" else -np.inf
+    else:
+        info = np.iinfo(v.dtype)
+        fill = info.max if agg == "min" else info.min
+    masked = np.where(mask, v, np.array(fill, dtype=v.dtype))
+    op = np.minimum if agg == "min" else np.maximum
+    return op.reduceat(masked, starts)
+
+
+def empty_outputs(aggs: Sequence[WindowAgg], m: int, value_dtype: np.dtype) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """alias -> (value, n) arrays of length m, n = 0 everywhere."""
+    out = {}
+    for wa in aggs:
+        if wa.agg == "count":
+            dt: np.dtype = np.dtype(np.int64)
+        elif wa.agg == "mean":
+            dt = np.dtype(np.float64)
+        elif wa.agg == "sum":
+            dt = np.dtype(np.float64) if value_dtype.kind == "f" else np.dtype(np.int64)
+        else:
+            dt = value_dtype
+        out[wa.alias] = (np.zeros(m, dtype=dt), np.zeros(m, dtype=np.int64))
+    return out
+
+
+def to_series(value: np.ndarray, n: np.ndarray) -> tuple[pl.Series, pl.Series]:
+    """(value with nulls where n == 0, n) as Polars series."""
+    n_s = pl.Series(n)
+    return pl.select(pl.when(n_s > 0).then(pl.Series(value))).to_series(), n_s
