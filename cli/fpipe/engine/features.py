@@ -117,11 +117,27 @@ class _EventGroup:
     sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
     any_late: dict[timedelta, bool] = field(default_factory=dict)
     by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
-    direct: dict[tuple[str, timedelta], tuple[pl.Series, pl.Series, pl.Series]] = field(default_factory=dict)
     small: dict[timedelta, np.ndarray] = field(default_factory=dict)  # spine rows of small keys
-    big: dict[timedelta, tuple[EntityFeatures, _EventGroup]] = field(default_factory=dict)  # (EntityFeatures, _EventGroup) of the other keys
+    big: dict[tuple[timedelta, bool], tuple[EntityFeatures, _EventGroup]] = field(default_factory=dict)  # the other keys
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
+
+
+@dataclass
+class _Direct:
+    """Results of one windowed feature for the spine rows of small keys (`small`), and the event group
+    they were computed from (the other keys are computed from the same rows, see `_big_keys_part`)."""
+
+    value: pl.Series
+    n: pl.Series
+    small: pl.Series
+    group: _EventGroup
+    value_dtype: pl.DataType
+
+
+def _skips_nulls(feature: FeatureSpec) -> bool:
+    """Rows whose value is null are not seen by the feature (every aggregation of a column but `latest`)."""
+    return feature.column is not None and (feature.agg != "latest" or feature.skip_nulls)
 
 
 def _value_dtype_for_sum(dtype: pl.DataType) -> pl.DataType:
@@ -136,6 +152,8 @@ class EntityFeatures:
         self.es = es if es is not None else entity_spine(spine, spine_keys)
         self.groups: dict[tuple[Any, ...], _EventGroup] = {}
         self._count_columns: dict[tuple[str, str, str | None], str] = {}
+        # (feature, window) -> results of the rows of small keys (`_Direct`)
+        self.direct: dict[tuple[str, timedelta], _Direct] = {}
 
     def _group(self, source_frame: pl.DataFrame, source: SourceSpec, entity: str, column: str | None,
                where: str | None, skip: bool, label: bool) -> _EventGroup:
@@ -182,15 +200,19 @@ class EntityFeatures:
 
     def _feature_group(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> _EventGroup:
         assert feature.source and feature.entity and feature.agg
-        column = feature.column
-        skip = column is not None and (feature.agg != "latest" or feature.skip_nulls)
-        if skip and column in source_frame.columns and source_frame.get_column(column).null_count() == 0:
+        skip = _skips_nulls(feature)
+        if skip and feature.column in source_frame.columns and source_frame.get_column(feature.column).null_count() == 0:
             skip = False  # nothing to skip: share the events of the features that keep nulls
-        if column is None and feature.agg == "count":
-            # a row count reads no value: share the events of a null-free column of the same rows
-            column = self._count_columns.get((feature.source, feature.entity, feature.where), None)
         source = self.defs.sources[feature.source]
-        return self._group(source_frame, source, feature.entity, column, feature.where, skip, False)
+        return self._group(source_frame, source, feature.entity, feature.column, feature.where, skip, False)
+
+    def _base_group(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> _EventGroup:
+        """Every row of the feature's source, entity and `where` (null values kept), with its column as
+        `_v` (a row count borrows another feature's column): one group serves all windows over those rows."""
+        assert feature.source and feature.entity
+        column = feature.column or self._count_columns.get((feature.source, feature.entity, feature.where))
+        source = self.defs.sources[feature.source]
+        return self._group(source_frame, source, feature.entity, column, feature.where, False, False)
 
     def feature(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """(value, n) aligned with `self.es.sorted`, and the output dtype."""
@@ -199,35 +221,37 @@ class EntityFeatures:
         inclusive = defs.feature_cutoff(feature) is Cutoff.INCLUSIVE
         agg = feature.agg
         has_value = feature.column is not None
-        group = self._feature_group(feature, source_frame)
-        ev = group.events
-        value_dtype = ev.schema["_v"]
-        dtype = output_dtype(agg, value_dtype, has_value)
         window = feature.window
-        direct = group.direct.get((feature.name, window)) if window is not None else None
+        direct = self.direct.get((feature.name, window)) if window is not None else None
         if direct is not None:
-            d_value, d_n, small = direct
+            d_value, d_n, small = direct.value, direct.n, direct.small
+            dtype = output_dtype(agg, direct.value_dtype, has_value)
             if bool(small.all()):
                 return d_value, d_n.cast(pl.Int64), dtype
             # the other keys: the usual kernels over only their events and spine rows (all is per key)
             assert window is not None
-            child, child_group = self._big_keys_part(group, window, small)
+            child, child_group = self._big_keys_part(direct.group, window, small, _skips_nulls(feature))
             b_value, b_n, dtype = child._feature_path(feature, child_group, inclusive, dtype)
             big = child.es.sorted.select(K.ROW).with_columns(b_value.cast(dtype).alias("_bv"), b_n.cast(pl.Int64).alias("_bn"))
             merged = self.es.sorted.select(K.ROW).join(big, on=K.ROW, how="left", maintain_order="left")
             value = pl.select(pl.when(small).then(d_value.cast(dtype)).otherwise(merged.get_column("_bv"))).to_series()
             n = pl.select(pl.when(small).then(d_n).otherwise(merged.get_column("_bn"))).to_series().cast(pl.Int64)
             return value, n, dtype
+        group = self._feature_group(feature, source_frame)
+        dtype = output_dtype(agg, group.events.schema["_v"], has_value)
         return self._feature_path(feature, group, inclusive, dtype)
 
-    def _big_keys_part(self, group: _EventGroup, window: timedelta, small: pl.Series) -> tuple[EntityFeatures, _EventGroup]:
-        """A view of this entity restricted to the spine rows and events of the keys that are not small."""
-        if window not in group.big:
+    def _big_keys_part(self, group: _EventGroup, window: timedelta, small: pl.Series, skip: bool) -> tuple[EntityFeatures, _EventGroup]:
+        """A view of this entity restricted to the spine rows and events of the keys that are not small
+        (without the rows of null value when `skip`)."""
+        if (window, skip) not in group.big:
             rows = self.es.sorted.filter(~small)
             child = EntityFeatures(self.defs, rows, (), es=EntitySpine(rows, self.es.ids, self.es.key_dtypes))
             events = group.events.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left")
-            group.big[window] = (child, _EventGroup(events))
-        return group.big[window]
+            if skip:
+                events = events.filter(pl.col("_v").is_not_null())
+            group.big[(window, skip)] = (child, _EventGroup(events))
+        return group.big[(window, skip)]
 
     def _feature_path(
         self, feature: FeatureSpec, group: _EventGroup, inclusive: bool, dtype: pl.DataType
@@ -350,22 +374,28 @@ class EntityFeatures:
         """Compute the rolling columns of every windowed feature of an event group in one pass (Polars
         evaluates the expressions of one `select` in parallel)."""
         wanted: dict[int, tuple[_EventGroup, set[tuple[str, timedelta, bool]]]] = {}
-        for f in features:
-            if f.source and f.entity and f.column and f.source in frames and (f.source, f.entity, f.where) not in self._count_columns:
-                frame = frames[f.source]
-                if f.column in frame.columns and frame.schema[f.column].is_numeric() and frame.get_column(f.column).null_count() == 0:
-                    self._count_columns[(f.source, f.entity, f.where)] = f.column
+        def windowed(f: FeatureSpec) -> bool:
+            return bool(f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
+                        and f.source and f.entity and f.source in frames)
+
+        def numpy_path(f: FeatureSpec) -> bool:
+            frame = frames[f.source or ""]
+            return W.supported(f.agg or "", frame.schema[f.column] if f.column in frame.columns else pl.Null())
+
+        for f in features:  # a windowed row count shares the enumeration of a numeric column of the same rows
+            if windowed(f) and f.column and numpy_path(f):
+                self._count_columns.setdefault((f.source or "", f.entity or "", f.where), f.column)
         by_window: dict[tuple[int, timedelta, bool], tuple[_EventGroup, list[FeatureSpec]]] = {}
         direct: dict[tuple[int, bool], tuple[_EventGroup, list[FeatureSpec]]] = {}
         for f in features:
-            windowed = f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
-            if windowed and f.source and f.entity and f.agg and f.source in frames:
+            if windowed(f):
                 assert f.window is not None
-                group = self._feature_group(f, frames[f.source])
                 inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
-                if W.supported(f.agg, group.events.schema["_v"]):
+                if numpy_path(f):
+                    group = self._base_group(f, frames[f.source or ""])
                     direct.setdefault((id(group), inclusive), (group, []))[1].append(f)
                 else:
+                    group = self._feature_group(f, frames[f.source or ""])
                     by_window.setdefault((id(group), f.window, inclusive), (group, []))[1].append(f)
         for (_, inclusive), (group, feats) in direct.items():
             self._direct_windows(group, inclusive, feats)
@@ -374,9 +404,9 @@ class EntityFeatures:
         for f in features:
             if not (f.source and f.entity and f.agg) or f.source not in frames:
                 continue
-            group = self._feature_group(f, frames[f.source])
-            if f.window is not None and (f.name, f.window) in group.direct:
+            if f.window is not None and (f.name, f.window) in self.direct:
                 continue  # small keys are done; any other keys are computed apart (EntityFeatures._big_keys_part)
+            group = self._feature_group(f, frames[f.source])
             if _rolls(f.agg, f.window, f.hop, group.events.schema["_v"]):
                 assert f.window is not None
                 inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
@@ -398,24 +428,37 @@ class EntityFeatures:
         return group.small[window]
 
     def _direct_windows(self, group: _EventGroup, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
-        """count/sum/mean/min/max of every window of `feats` (one event group) for the spine rows whose key is
-        small for that window (engine/windows.py): one enumeration per row at the widest such window."""
+        """count/sum/mean/min/max of every window of `feats` (one base group: all rows, null values kept) for
+        the spine rows whose key is small for that window (engine/windows.py): one enumeration per row, at
+        the widest window its key is small for."""
         sp = self.es.sorted
         m = sp.height
         if m == 0 or group.events.height == 0:
             return
         by_et = self._by_et(group)
-        table = self._prefix(group, "_et", None, False)
-        has_values = any(f.agg != "count" for f in feats)
-        values = by_et.get_column("_v").to_numpy() if has_values else None
+        v = by_et.get_column("_v")
+        reads_values = any(f.column is not None for f in feats)
+        values = v.fill_null(0).to_numpy() if reads_values and v.dtype != pl.Null else None
+        valid = v.is_not_null().to_numpy() if values is not None and v.null_count() else None
         et, vis = _us(by_et.get_column("_et")), _us(by_et.get_column("_vis"))
         kid_e = by_et.get_column("_kid").to_numpy()
-        kid_s, t_s = sp.get_column("_kid").to_numpy(), _us(sp.get_column(K.T))
-        starts = np.searchsorted(kid_e, kid_s, side="left")
+        t_s = _us(sp.get_column(K.T))
+        starts = np.searchsorted(kid_e, sp.get_column("_kid").to_numpy(), side="left")
+        # positions: one past the last event of the key with event time before t (at or before, inclusive)
+        ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
         t = pl.col(K.T)
-        hi = starts + K.lookup(sp, t, table, "_et", inclusive).get_column("_cn").fill_null(0).to_numpy()
-        aggs = [W.WindowAgg(f"_f{i}", f.agg or "", _window_us(f.window)) for i, f in enumerate(feats) if f.window is not None]
+
+        def position(at: pl.Expr) -> np.ndarray:
+            found = K.lookup(sp, at, ends, "_et", inclusive).get_column("_cn").fill_null(-1).to_numpy()
+            return np.where(found < 0, starts, found)
+
+        hi = position(t)
+        aggs = [
+            W.WindowAgg(f"_f{i}", f.agg or "", _window_us(f.window), f.column is not None)
+            for i, f in enumerate(feats)
+        ]
         out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
+        events = W.Events(et, vis, values, valid)
         done = np.zeros(m, dtype=bool)
         small_by_window = {}
         for window in sorted({f.window for f in feats if f.window is not None}, reverse=True):
@@ -424,17 +467,17 @@ class EntityFeatures:
             rows = np.flatnonzero(small & ~done)
             if rows.size:
                 w_us = _window_us(window)
-                lo = starts + K.lookup(sp, t - pl.lit(window), table, "_et", inclusive).get_column("_cn").fill_null(0).to_numpy()
+                lo = position(t - pl.lit(window))
                 todo = [a for a in aggs if a.window_us <= w_us]
-                W.compute(t_s[rows], lo[rows], hi[rows], et, vis, values, todo, inclusive, out, rows)
+                W.compute(t_s[rows], lo[rows], hi[rows], events, todo, inclusive, out, rows)
             done |= small
         for f, wa in zip(feats, aggs, strict=True):
             assert f.window is not None
             small_s = pl.Series(small_by_window[f.window])
-            if not small_s.any():
-                continue
-            value, n = W.to_series(*out[wa.alias])
-            group.direct[(f.name, f.window)] = (value, n, small_s)
+            if small_s.any():
+                value, n = W.to_series(*out[wa.alias])
+                dtype = v.dtype if f.column is not None else pl.Null()
+                self.direct[(f.name, f.window)] = _Direct(value, n, small_s, group, dtype)
 
     def _window_pairs_if_cheap(self, group: _EventGroup, window: timedelta, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
         """Spine rows of small keys (see `_small_keys`) get every windowed aggregation of `window` from one
@@ -449,8 +492,8 @@ class EntityFeatures:
         res = self._window_aggregate(group, sp.filter(small), window, None, inclusive, condition, "", False, many=many)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         for i, f in enumerate(feats):
-            group.direct[(f.name, window)] = (
-                aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small
+            self.direct[(f.name, window)] = _Direct(
+                aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small, group, group.events.schema["_v"]
             )
 
     def _rolling(self, group: _EventGroup, specs: Sequence[tuple[str, timedelta, bool]]) -> None:

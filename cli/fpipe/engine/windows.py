@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 AGGS = ("count", "sum", "mean", "min", "max")
-PAIRS_PER_CHUNK = 4_000_000
+PAIRS_PER_CHUNK = 1 << 20  # small enough that the allocator reuses the chunk's (already faulted) buffers
 
 
 def supported(agg: str, value_dtype: pl.DataType) -> bool:
@@ -44,6 +44,18 @@ class WindowAgg:
     alias: str
     agg: str
     window_us: int
+    reads_value: bool  # only rows with a (non-null) value count; a bare row count reads none
+
+
+@dataclass
+class Events:
+    """The entity's events in (key, event time, position) order: times as int64 microseconds; values with
+    nulls filled (any fill) and `valid` marking the non-null ones (None: no nulls)."""
+
+    et: np.ndarray
+    vis: np.ndarray
+    values: np.ndarray | None
+    valid: np.ndarray | None
 
 
 @dataclass
@@ -85,9 +97,7 @@ def compute(
     t: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
-    et: np.ndarray,
-    vis: np.ndarray,
-    values: np.ndarray | None,
+    events: Events,
     aggs: Sequence[WindowAgg],
     inclusive: bool,
     out: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -96,8 +106,7 @@ def compute(
     """Aggregate `aggs` for spine rows `rows` (indices into the output arrays in `out`, alias -> (value, n)).
 
     `t`, `lo`, `hi` are per row of `rows`: the spine time and the range of event positions whose event time
-    lies in the widest of `aggs`' windows (and before t). `et`, `vis`, `values` are the entity's events in
-    (key, event time, position) order, times as int64 microseconds.
+    lies in the widest of `aggs`' windows (and before t).
     """
     lens = hi - lo
     keep = lens > 0
@@ -109,16 +118,14 @@ def compute(
     bounds = np.searchsorted(ends, np.arange(PAIRS_PER_CHUNK, int(ends[-1]), PAIRS_PER_CHUNK), side="left")
     for a, b in zip(np.r_[0, bounds + 1], np.r_[bounds + 1, rows.size], strict=True):
         if b > a:
-            _chunk(t[a:b], lo[a:b], lens[a:b], et, vis, values, aggs, inclusive, out, rows[a:b])
+            _chunk(t[a:b], lo[a:b], lens[a:b], events, aggs, inclusive, out, rows[a:b])
 
 
 def _chunk(
     t: np.ndarray,
     lo: np.ndarray,
     lens: np.ndarray,
-    et: np.ndarray,
-    vis: np.ndarray,
-    values: np.ndarray | None,
+    events: Events,
     aggs: Sequence[WindowAgg],
     inclusive: bool,
     out: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -130,19 +137,22 @@ def _chunk(
     seg = np.repeat(np.arange(r, dtype=np.int64), lens)
     idx = np.arange(total, dtype=np.int64) - np.repeat(starts - lo, lens)
     t_p = t[seg]
-    visible = vis[idx] <= t_p if inclusive else vis[idx] < t_p
-    et_p = et[idx]
-    v_p = values[idx] if values is not None else None
-    masks: dict[int, np.ndarray] = {}
-    counts: dict[int, np.ndarray] = {}
+    visible = events.vis[idx] <= t_p if inclusive else events.vis[idx] < t_p
+    et_p = events.et[idx]
+    v_p = events.values[idx] if events.values is not None else None
+    valid_p = events.valid[idx] if events.valid is not None else None
+    masks: dict[tuple[int, bool], np.ndarray] = {}
+    counts: dict[tuple[int, bool], np.ndarray] = {}
     sums: dict[int, np.ndarray] = {}
     for wa in aggs:
         w = wa.window_us
-        if w not in masks:
+        key = (w, wa.reads_value and valid_p is not None)
+        if key not in masks:
             inside = et_p > t_p - w if inclusive else et_p >= t_p - w
-            masks[w] = visible & inside
-            counts[w] = np.bincount(seg[masks[w]], minlength=r).astype(np.int64)
-        m, n = masks[w], counts[w]
+            mask = visible & inside
+            masks[key] = mask & valid_p if key[1] and valid_p is not None else mask
+            counts[key] = np.bincount(seg[masks[key]], minlength=r).astype(np.int64)
+        m, n = masks[key], counts[key]
         value_out, n_out = out[wa.alias]
         n_out[rows] = n
         if wa.agg == "count":
