@@ -1,6 +1,7 @@
 """Every kernel path against the oracle.
 
-Windowed aggregations of a key whose windows never hold more than `SMALL_KEY_EVENTS` events are computed by
+Windowed aggregations of a key whose windows never hold more than `SMALL_KEY_EVENTS` events
+(`DIRECT_WINDOW_EVENTS` for count/sum/mean/min/max) are computed by
 enumerating the in-window events; other keys use prefix sums, rolling extremes and the pending-row fix-up.
 Tiny test data only has small keys, so these tests re-run the oracle comparisons with the threshold at 0
 (every key takes the prefix/rolling kernels) and at 2 (mixed: both paths in one build).
@@ -21,12 +22,12 @@ from test_oracle import CASES
 
 @contextmanager
 def small_key_events(limit: int) -> Iterator[None]:
-    saved = F.SMALL_KEY_EVENTS
-    F.SMALL_KEY_EVENTS = limit
+    saved = F.SMALL_KEY_EVENTS, F.DIRECT_WINDOW_EVENTS
+    F.SMALL_KEY_EVENTS = F.DIRECT_WINDOW_EVENTS = limit
     try:
         yield
     finally:
-        F.SMALL_KEY_EVENTS = saved
+        F.SMALL_KEY_EVENTS, F.DIRECT_WINDOW_EVENTS = saved
 
 
 @pytest.mark.parametrize("limit", [0, 2])

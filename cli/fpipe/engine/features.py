@@ -117,8 +117,8 @@ class _EventGroup:
     sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
     any_late: dict[timedelta, bool] = field(default_factory=dict)
     by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
-    small: dict[timedelta, np.ndarray] = field(default_factory=dict)  # spine rows of small keys
-    big: dict[tuple[timedelta, bool], tuple[EntityFeatures, _EventGroup]] = field(default_factory=dict)  # the other keys
+    small: dict[tuple[timedelta, int], np.ndarray] = field(default_factory=dict)  # spine rows of small keys
+    big: dict[tuple[Any, ...], tuple[EntityFeatures, _EventGroup]] = field(default_factory=dict)  # the other keys
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
 
@@ -133,6 +133,8 @@ class _Direct:
     small: pl.Series
     group: _EventGroup
     value_dtype: pl.DataType
+    others: pl.Series  # the rows computed apart: a superset of ~small, shared by features that share `part`
+    part: tuple[Any, ...]
 
 
 def _skips_nulls(feature: FeatureSpec) -> bool:
@@ -230,28 +232,29 @@ class EntityFeatures:
                 return d_value, d_n.cast(pl.Int64), dtype
             # the other keys: the usual kernels over only their events and spine rows (all is per key)
             assert window is not None
-            child, child_group = self._big_keys_part(direct.group, window, small, _skips_nulls(feature))
+            child, child_group = self._big_keys_part(direct.group, direct.part, direct.others, _skips_nulls(feature))
             b_value, b_n, dtype = child._feature_path(feature, child_group, inclusive, dtype)
-            big = child.es.sorted.select(K.ROW).with_columns(b_value.cast(dtype).alias("_bv"), b_n.cast(pl.Int64).alias("_bn"))
-            merged = self.es.sorted.select(K.ROW).join(big, on=K.ROW, how="left", maintain_order="left")
-            value = pl.select(pl.when(small).then(d_value.cast(dtype)).otherwise(merged.get_column("_bv"))).to_series()
-            n = pl.select(pl.when(small).then(d_n).otherwise(merged.get_column("_bn"))).to_series().cast(pl.Int64)
+            # the child's rows are `others`, in this entity's order: its row of each of ours, null for the rest
+            others = direct.others
+            child_row = pl.select(pl.when(others).then(others.cast(pl.Int64).cum_sum() - 1)).to_series()
+            value = pl.select(pl.when(small).then(d_value.cast(dtype)).otherwise(b_value.cast(dtype).gather(child_row))).to_series()
+            n = pl.select(pl.when(small).then(d_n).otherwise(b_n.gather(child_row))).to_series().cast(pl.Int64)
             return value, n, dtype
         group = self._feature_group(feature, source_frame)
         dtype = output_dtype(agg, group.events.schema["_v"], has_value)
         return self._feature_path(feature, group, inclusive, dtype)
 
-    def _big_keys_part(self, group: _EventGroup, window: timedelta, small: pl.Series, skip: bool) -> tuple[EntityFeatures, _EventGroup]:
-        """A view of this entity restricted to the spine rows and events of the keys that are not small
-        (without the rows of null value when `skip`)."""
-        if (window, skip) not in group.big:
-            rows = self.es.sorted.filter(~small)
+    def _big_keys_part(self, group: _EventGroup, part: tuple[Any, ...], others: pl.Series, skip: bool) -> tuple[EntityFeatures, _EventGroup]:
+        """A view of this entity restricted to the spine rows `others` and the events of their keys (without
+        the rows of null value when `skip`). Results are per key, so extra rows change nothing."""
+        if (*part, skip) not in group.big:
+            rows = self.es.sorted.filter(others)
             child = EntityFeatures(self.defs, rows, (), es=EntitySpine(rows, self.es.ids, self.es.key_dtypes))
             events = group.events.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left")
             if skip:
                 events = events.filter(pl.col("_v").is_not_null())
-            group.big[(window, skip)] = (child, _EventGroup(events))
-        return group.big[(window, skip)]
+            group.big[(*part, skip)] = (child, _EventGroup(events))
+        return group.big[(*part, skip)]
 
     def _feature_path(
         self, feature: FeatureSpec, group: _EventGroup, inclusive: bool, dtype: pl.DataType
@@ -415,17 +418,17 @@ class EntityFeatures:
         for group, specs in wanted.values():
             self._rolling(group, sorted(specs, key=str))
 
-    def _small_rows(self, group: _EventGroup, window: timedelta) -> np.ndarray:
-        """Spine rows (of `self.es.sorted`) whose key has events and never more than SMALL_KEY_EVENTS of them
+    def _small_rows(self, group: _EventGroup, window: timedelta, limit: int) -> np.ndarray:
+        """Spine rows (of `self.es.sorted`) whose key has events and never more than `limit` of them
         inside one window (a bound on the pairs of any spine row of that key). Decided from the key's own
         events only, so a row takes the same path in a backfill, in `explain` (one spine row) and in every
         partition: float sums are bit-identical across them."""
-        if window not in group.small:
+        if (window, limit) not in group.small:
             by_et = self._by_et(group)
             kid = by_et.get_column("_kid").to_numpy()
-            big = W.big_keys(kid, _us(by_et.get_column("_et")), _window_us(window), SMALL_KEY_EVENTS)
-            group.small[window] = W.small_rows(self.es.sorted.get_column("_kid").to_numpy(), kid, big)
-        return group.small[window]
+            big = W.big_keys(kid, _us(by_et.get_column("_et")), _window_us(window), limit)
+            group.small[(window, limit)] = W.small_rows(self.es.sorted.get_column("_kid").to_numpy(), kid, big)
+        return group.small[(window, limit)]
 
     def _direct_windows(self, group: _EventGroup, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
         """count/sum/mean/min/max of every window of `feats` (one base group: all rows, null values kept) for
@@ -459,32 +462,32 @@ class EntityFeatures:
         ]
         out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
         events = W.Events(et, vis, values, valid)
-        done = np.zeros(m, dtype=bool)
         small_by_window = {}
         for window in sorted({f.window for f in feats if f.window is not None}, reverse=True):
-            small = self._small_rows(group, window)
+            small = self._small_rows(group, window, DIRECT_WINDOW_EVENTS)
             small_by_window[window] = small
-            rows = np.flatnonzero(small & ~done)
+            rows = np.flatnonzero(small)
             if rows.size:
-                w_us = _window_us(window)
                 lo = position(t - pl.lit(window))
-                todo = [a for a in aggs if a.window_us <= w_us]
+                todo = [a for a in aggs if a.window_us == _window_us(window)]
                 W.compute(t_s[rows], lo[rows], hi[rows], events, todo, inclusive, out, rows)
-            done |= small
+        # big for a window implies big for every wider one: the rows not small for the widest window are
+        # every row that any of these features computes apart, so one child serves them all
+        others = pl.Series(~small_by_window[max(small_by_window)])
         for f, wa in zip(feats, aggs, strict=True):
             assert f.window is not None
             small_s = pl.Series(small_by_window[f.window])
             if small_s.any():
                 value, n = W.to_series(*out[wa.alias])
                 dtype = v.dtype if f.column is not None else pl.Null()
-                self.direct[(f.name, f.window)] = _Direct(value, n, small_s, group, dtype)
+                self.direct[(f.name, f.window)] = _Direct(value, n, small_s, group, dtype, others, ("direct", inclusive))
 
     def _window_pairs_if_cheap(self, group: _EventGroup, window: timedelta, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
         """Spine rows of small keys (see `_small_keys`) get every windowed aggregation of `window` from one
         enumeration of their (spine row, in-window event) pairs and one group-by: cheaper than prefix tables
         and rolling passes when windows hold few events, and exact by construction."""
         sp = self.es.sorted
-        small = pl.Series(self._small_rows(group, window))
+        small = pl.Series(self._small_rows(group, window, SMALL_KEY_EVENTS))
         if not small.any():
             return
         condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, None)
@@ -493,7 +496,8 @@ class EntityFeatures:
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         for i, f in enumerate(feats):
             self.direct[(f.name, window)] = _Direct(
-                aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small, group, group.events.schema["_v"]
+                aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small, group,
+                group.events.schema["_v"], ~small, ("pairs", window, inclusive),
             )
 
     def _rolling(self, group: _EventGroup, specs: Sequence[tuple[str, timedelta, bool]]) -> None:
@@ -594,7 +598,9 @@ def _aggregate(
     return joined.group_by(K.ROW, maintain_order=True).agg(exprs)
 
 
-# a key whose events never number more than this inside one window gets its windows by direct enumeration
+# a key whose events never number more than this inside one window gets its windows by direct enumeration:
+# count/sum/mean/min/max in numpy (engine/windows.py), the other aggregations by a Polars group-by
+DIRECT_WINDOW_EVENTS = 256
 SMALL_KEY_EVENTS = 64
 
 

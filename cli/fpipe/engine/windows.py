@@ -6,18 +6,17 @@ length w (decided from the key's events alone, so a spine row takes the same pat
 spine row's window holds at most `limit` events, so enumerating them costs O(spine rows x limit).
 
 With the events of the entity sorted by (key, event time, input position), the events of spine row i
-whose event time lies in its widest window are one contiguous range of positions [lo_i, hi_i) (two as-of
+whose event time lies in the window are one contiguous range of positions [lo_i, hi_i) (two as-of
 lookups). The pairs (spine row, event) of all rows are laid end to end, so every spine row owns one
-segment; a narrower window of the same row is a suffix of that segment (event times are sorted) and
-visibility is a mask. Each aggregation is then one segment reduction over the pairs:
+segment, and visibility is a mask over it. Each aggregation is then one segment reduction over the pairs:
 - count: a count of the masked pairs per segment (`np.bincount`), exact;
 - sum of floats: `np.bincount` with weights, a sequential sum in event order per segment; of integers:
   differences of an int64 running sum at segment ends (exact, wrapping like Polars' int64 sum);
 - mean: that sum over the count;
 - min, max: `np.minimum.reduceat` / `np.maximum.reduceat` over the values with masked pairs replaced by
   +inf / -inf (or the integer limits); a segment with a count of 0 is empty whatever its extreme says.
-Every window of an event group is computed from one enumeration at the widest window that the row's key is
-small for, and spine rows are processed in chunks of at most `PAIRS_PER_CHUNK` pairs.
+The aggregations of one window share one enumeration, and spine rows are processed in chunks of at most
+`PAIRS_PER_CHUNK` pairs.
 """
 
 from __future__ import annotations
