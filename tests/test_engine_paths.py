@@ -16,6 +16,8 @@ import pytest
 
 import test_engine_vs_oracle as props
 from fpipe.engine import features as F
+from fpipe.engine import kernels as K
+from fpipe.engine import windows as W
 from test_engine_rules import check_engine
 from test_oracle import CASES
 
@@ -40,6 +42,25 @@ def test_rule_cases_on_every_path(name: str, limit: int) -> None:
 @pytest.mark.parametrize("limit", [0, 2])
 def test_engine_matches_oracle_on_every_path(limit: int) -> None:
     with small_key_events(limit):
+        props.test_engine_matches_oracle()
+        props.test_engine_window_arithmetic_matches_oracle()
+
+
+@contextmanager
+def packing(on: bool) -> Iterator[None]:
+    """on: every event sort uses the packed (key, time) column; off: no (key, time) packing anywhere (the
+    sort and the window positions take their multi-column / as-of lookup fallbacks)."""
+    saved = K.PACKED_SORT_MIN_ROWS, W.PACKED_BITS
+    K.PACKED_SORT_MIN_ROWS, W.PACKED_BITS = (0, 62) if on else (1 << 62, 0)
+    try:
+        yield
+    finally:
+        K.PACKED_SORT_MIN_ROWS, W.PACKED_BITS = saved
+
+
+@pytest.mark.parametrize(("limit", "packed"), [(2, True), (64, False)])
+def test_engine_matches_oracle_with_and_without_packed_keys(limit: int, packed: bool) -> None:
+    with small_key_events(limit), packing(packed):
         props.test_engine_matches_oracle()
         props.test_engine_window_arithmetic_matches_oracle()
 

@@ -446,16 +446,22 @@ class EntityFeatures:
         et, vis = _us(by_et.get_column("_et")), _us(by_et.get_column("_vis"))
         kid_e = by_et.get_column("_kid").to_numpy()
         t_s = _us(sp.get_column(K.T))
-        starts = np.searchsorted(kid_e, sp.get_column("_kid").to_numpy(), side="left")
-        # positions: one past the last event of the key with event time before t (at or before, inclusive)
-        ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
-        t = pl.col(K.T)
+        kid_s = sp.get_column("_kid").to_numpy()
+        finder = W.PositionFinder.packed(kid_e, et, kid_s)
+        if finder is None:  # keys x times do not fit in 62 bits: as-of lookups on a global position table
+            starts = np.searchsorted(kid_e, kid_s, side="left")
+            ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
 
-        def position(at: pl.Expr) -> np.ndarray:
+        def position(window: timedelta | None) -> np.ndarray:
+            """Per spine row, one past the last event of its key with event time before t - window (at or
+            before, inclusive), as a position in `by_et`."""
+            if finder is not None:
+                return finder.find(t_s - (_window_us(window) if window else 0), inclusive)
+            at = pl.col(K.T) - pl.lit(window) if window else pl.col(K.T)
             found = K.lookup(sp, at, ends, "_et", inclusive).get_column("_cn").fill_null(-1).to_numpy()
             return np.where(found < 0, starts, found)
 
-        hi = position(t)
+        hi = position(None)
         aggs = [
             W.WindowAgg(f"_f{i}", f.agg or "", _window_us(f.window), f.column is not None)
             for i, f in enumerate(feats)
@@ -468,7 +474,7 @@ class EntityFeatures:
             small_by_window[window] = small
             rows = np.flatnonzero(small)
             if rows.size:
-                lo = position(t - pl.lit(window))
+                lo = position(window)
                 todo = [a for a in aggs if a.window_us == _window_us(window)]
                 W.compute(t_s[rows], lo[rows], hi[rows], events, todo, inclusive, out, rows)
         # big for a window implies big for every wider one: the rows not small for the widest window are

@@ -74,6 +74,9 @@ def prefix_table(
     return table.with_columns(err.cum_sum().over("_kid").alias("_ce")).drop("_x")
 
 
+PACKED_SORT_MIN_ROWS = 50_000  # below this the three-column sort is as fast
+
+
 def sort_by_key_time(frame: pl.DataFrame, on: str) -> pl.DataFrame:
     """`frame` sorted by (`_kid`, `on`, `_pos`).
 
@@ -81,7 +84,7 @@ def sort_by_key_time(frame: pl.DataFrame, on: str) -> pl.DataFrame:
     every prepared event frame is), one stable sort of a packed int64 (key, time) column gives the same
     order at less than half the cost of the three-column sort (PITFALLS: packed keys).
     """
-    if frame.height < 50_000:
+    if frame.height < PACKED_SORT_MIN_ROWS:
         return frame.sort(["_kid", on, "_pos"])
     t = pl.col(on).dt.epoch("us")
     st = frame.select(

@@ -92,6 +92,38 @@ def small_rows(spine_kid: np.ndarray, event_kid: np.ndarray, big: np.ndarray) ->
     return np.isin(spine_kid, with_events, assume_unique=False) & ~np.isin(spine_kid, big)
 
 
+PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2**PACKED_BITS
+
+
+@dataclass
+class PositionFinder:
+    """Positions in the events' (key, event time) order by one binary search per spine row over a packed
+    int64 (key - k0) * span + (time - t0), which orders exactly like (key, time)."""
+
+    packed_events: np.ndarray
+    query_base: np.ndarray  # (key - k0) * span per spine row (keys outside the events' range clipped)
+    t0: int
+    span: int
+
+    @classmethod
+    def packed(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | None:
+        if kid_e.size == 0:
+            return None
+        k0, k1 = int(kid_e[0]), int(kid_e[-1])  # sorted by key
+        t0, t1 = int(et.min()), int(et.max())
+        span = t1 - t0 + 1
+        if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
+            return None
+        packed_events = (kid_e - k0) * span + (et - t0)
+        return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, t0, span)
+
+    def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:
+        """One past the last event of each spine row's key with time < at (<= at when inclusive)."""
+        if inclusive:  # right of every event at or before `at`; before the key's first (-1) or after its last
+            return np.searchsorted(self.packed_events, self.query_base + np.clip(at - self.t0, -1, self.span - 1), side="right")
+        return np.searchsorted(self.packed_events, self.query_base + np.clip(at - self.t0, 0, self.span), side="left")
+
+
 def compute(
     t: np.ndarray,
     lo: np.ndarray,
