@@ -139,7 +139,7 @@ def compute_feature_columns(
             if progress:
                 progress("features", done, len(base))
         block = ef.es.sorted.select("_row").with_columns(cols)
-        frame = frame.join(F.fill_missing_rows(spine.frame, block, empties), on="_row", how="left", maintain_order="left")
+        frame = frame.hstack(F.fill_missing_rows(spine.frame, block, empties).drop("_row").get_columns())  # both in spine order
     for name in needed:
         feat = defs.features[name]
         if feat.is_derived:
@@ -203,7 +203,7 @@ def build_frame(
     with timer.stage("features"):
         feat_frame = compute_feature_columns(defs, ts.features, sp, normalised, progress)
 
-    frame = sp.frame.select([*sp.columns, "_row"]).join(feat_frame, on="_row", how="left", maintain_order="left")
+    frame = sp.frame.select([*sp.columns, "_row"]).hstack(feat_frame.drop("_row").get_columns())  # both in spine order
     label_cols: list[str] = []
     censored = pl.DataFrame()
     if label is not None:

@@ -676,7 +676,12 @@ def check_default(name: str, default: Any, dtype: pl.DataType) -> None:
 def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[str, tuple[str, Any, pl.DataType]]) -> pl.DataFrame:
     """Every spine row, in spine order: `_row` + the block's columns. Rows absent from the block (no time
     or no full key) see no rows: `default`, else 0 for count/count_distinct/sum, else null."""
-    full = spine.select(K.ROW).join(block.with_columns(pl.lit(True).alias("_present")), on=K.ROW, how="left", maintain_order="left")
+    # `_row` numbers the spine rows 0..n-1 in spine order: place the block's rows by position, not by a join
+    at = np.full(spine.height, -1, dtype=np.int64)
+    at[block.get_column(K.ROW).to_numpy()] = np.arange(block.height, dtype=np.int64)
+    where = pl.select(pl.when(pl.Series(at) >= 0).then(pl.Series(at))).to_series()
+    full = block.with_columns(pl.lit(True).alias("_present")).select(pl.all().gather(where))
+    full = full.with_columns(spine.get_column(K.ROW))
     exprs = []
     for name, (agg, default, dtype) in empties.items():
         fill = default if default is not None else K.empty_value(agg, dtype)
