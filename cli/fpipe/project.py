@@ -13,6 +13,7 @@ import json
 import platform
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ def spec_hash(obj: Any) -> str:
 class Project:
     def __init__(self, defs: Definitions) -> None:
         self.defs = defs
+        self._fingerprints: dict[str, Future[list[dict[str, object]]]] = {}
 
     @classmethod
     def load(cls, defs_dir: str | Path) -> Project:
@@ -359,6 +361,19 @@ class Project:
         return spine_time_column(self.defs, self.defs.spines[self.defs.training_sets[set_name].spine])
 
     # ---------- manifest ----------
+    def fingerprint_inputs_in_background(self, name: str) -> None:
+        """Start hashing the training set's input files on a thread (hashlib releases the GIL), so that the
+        manifest does not add their read time to a backfill; `manifest` waits for the result."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        _, _, cols = self.training_set_inputs(name)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fpipe-fingerprint")
+        for n in cols:
+            path = self.defs.sources[n].path
+            if path not in self._fingerprints:
+                self._fingerprints[path] = pool.submit(fingerprint, path)
+        pool.shutdown(wait=False)
+
     def manifest(self, name: str, result: B.BuildResult, output: str | None, command: Sequence[str] | None = None) -> dict[str, Any]:
         defs = self.defs
         ts = defs.training_sets[name]
@@ -376,7 +391,9 @@ class Project:
         inputs: dict[str, Any] = {}
         for n in cols:
             src: SourceSpec = defs.sources[n]
-            inputs[n] = {"path": display_path(src.path), "columns": list(cols[n]), "files": fingerprint(src.path)}
+            pending = self._fingerprints.pop(src.path, None)
+            files = pending.result() if pending is not None else fingerprint(src.path)
+            inputs[n] = {"path": display_path(src.path), "columns": list(cols[n]), "files": files}
         st = result.stats
         return {
             "fpipe_manifest": 1,

@@ -80,6 +80,7 @@ def backfill(
     out = out or Path("out") / f"{name}.{fmt}"
     t0, t1 = _parse_when(start, "--start"), _parse_when(end, "--end")
     partitions, runner = _scale_options(project, name, spine, partitions, memory_limit, engine, scheduler)
+    project.fingerprint_inputs_in_background(name)
     with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
         result = project.build_training_set(
             name, spine_path=str(spine) if spine else None, start=t0, end=t1, progress=progress,
