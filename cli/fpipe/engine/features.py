@@ -201,7 +201,7 @@ class EntityFeatures:
 
     def _best(self, group: _EventGroup, pick: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         if pick not in group.best:
-            ranked = K.rank_events(group.events)
+            ranked = next(iter(group.best.values()))[0] if group.best else K.rank_events(group.events)
             group.best[pick] = (ranked, K.running_best(ranked, pick))
         return group.best[pick]
 

@@ -169,15 +169,38 @@ def order_keys() -> list[pl.Expr]:
 
 
 def rank_events(events: pl.DataFrame) -> pl.DataFrame:
-    """Sort by the total order (event_time, available_time, input position); `_r` is the position in it."""
+    """Sort by the total order (event_time, available_time, input position); `_r` is the position in it.
+    (Sorting by key first buys nothing: ranks are compared within a key, and equal event times of one key
+    with different availabilities are common enough that a packed (key, time) sort needs the full sort.)"""
     narrow = events.select("_kid", "_et", "_avail", "_vis", "_pos", "_v")
     return narrow.sort(order_keys()).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
 
 
 def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
-    """Per key, in visibility order, the running max (or min) rank: the winner among the rows visible so far."""
-    running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
-    return ranked.select("_kid", "_vis", "_r").sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
+    """Per key, in visibility order, the running max (or min) rank: the winner among the rows visible so far.
+
+    Sorted by a packed (key, visibility) column when it fits (the order among equal instants does not
+    matter: a lookup reads the last of them, whose running value covers them all), and the running extreme
+    taken in one pass over rank + a per-key offset that makes each key's values dominate the ones before
+    it, instead of a grouped `cum_max().over(key)`."""
+    table = ranked.select("_kid", "_vis", "_r")
+    n = table.height
+    if n == 0 or n < PACKED_SORT_MIN_ROWS:
+        running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
+        return table.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
+    vis = pl.col("_vis").dt.epoch("us")
+    st = table.select(pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), vis.min().alias("t0"), vis.max().alias("t1")).row(0, named=True)
+    k0, keys, span = int(st["k0"]), int(st["k1"]) - int(st["k0"]) + 1, int(st["t1"]) - int(st["t0"]) + 1
+    if keys * max(span, n + 1) >= 1 << 62:
+        running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
+        return table.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
+    key = pl.col("_kid") - k0
+    table = table.sort(key * span + (vis - st["t0"]))
+    if pick == "max":  # later keys sit above every earlier rank
+        best = (key * (n + 1) + pl.col("_r")).cum_max() - key * (n + 1)
+    else:  # later keys sit below every earlier rank
+        best = ((keys - key) * (n + 1) + pl.col("_r")).cum_min() - (keys - key) * (n + 1)
+    return table.select("_kid", "_vis", best.alias("_best"))
 
 
 def _chunks(spine: pl.DataFrame, events: pl.DataFrame, keys: list[str]) -> list[pl.DataFrame]:
