@@ -437,7 +437,7 @@ class EntityFeatures:
             self._rolling(group, sorted(specs, key=str))
 
     def _small_rows(self, group: _EventGroup, window: timedelta, limit: int) -> np.ndarray:
-        """Spine rows (of `self.es.sorted`) whose key has events and never more than `limit` of them
+        """Spine rows (of `self.es.sorted`) whose key never has more than `limit` events
         inside one window (a bound on the pairs of any spine row of that key). Decided from the key's own
         events only, so a row takes the same path in a backfill, in `explain` (one spine row) and in every
         partition: float sums are bit-identical across them."""
@@ -445,7 +445,7 @@ class EntityFeatures:
             by_et = self._by_et(group, narrow=True)
             kid = by_et.get_column("_kid").to_numpy()
             big = W.big_keys(kid, _us(by_et.get_column("_et")), _window_us(window), limit)
-            group.small[(window, limit)] = W.small_rows(self.es.sorted.get_column("_kid").to_numpy(), kid, big)
+            group.small[(window, limit)] = W.small_rows(self.es.sorted.get_column("_kid").to_numpy(), big)
         return group.small[(window, limit)]
 
     def _direct_windows(self, group: _EventGroup, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:

@@ -86,10 +86,9 @@ def big_keys(kid: np.ndarray, et: np.ndarray, window_us: int, limit: int) -> np.
     return hits[np.r_[True, hits[1:] != hits[:-1]]]  # sorted already
 
 
-def small_rows(spine_kid: np.ndarray, event_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
-    """Spine rows whose key has events and is not big."""
-    with_events = event_kid[np.r_[True, event_kid[1:] != event_kid[:-1]]] if event_kid.size else event_kid
-    return np.isin(spine_kid, with_events, assume_unique=False) & ~np.isin(spine_kid, big)
+def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
+    """Spine rows whose key is not big (a key without events is small: every window of it is empty)."""
+    return ~np.isin(spine_kid, big)
 
 
 PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2**PACKED_BITS
@@ -102,6 +101,8 @@ class PositionFinder:
 
     packed_events: np.ndarray
     query_base: np.ndarray  # (key - k0) * span per spine row (keys outside the events' range clipped)
+    below: np.ndarray  # spine rows whose key is below every event key (position 0, no events)
+    above: np.ndarray  # ... above every event key (position n)
     t0: int
     span: int
 
@@ -115,13 +116,17 @@ class PositionFinder:
         if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
             return None
         packed_events = (kid_e - k0) * span + (et - t0)
-        return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, t0, span)
+        return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
 
     def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:
         """One past the last event of each spine row's key with time < at (<= at when inclusive)."""
         if inclusive:  # right of every event at or before `at`; before the key's first (-1) or after its last
-            return np.searchsorted(self.packed_events, self.query_base + np.clip(at - self.t0, -1, self.span - 1), side="right")
-        return np.searchsorted(self.packed_events, self.query_base + np.clip(at - self.t0, 0, self.span), side="left")
+            found = np.searchsorted(self.packed_events, self.query_base + np.clip(at - self.t0, -1, self.span - 1), side="right")
+        else:
+            found = np.searchsorted(self.packed_events, self.query_base + np.clip(at - self.t0, 0, self.span), side="left")
+        if self.below.any() or self.above.any():  # keys without events: an empty range at either end
+            found = np.where(self.below, 0, np.where(self.above, self.packed_events.size, found))
+        return found
 
 
 def compute(

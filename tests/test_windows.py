@@ -1,0 +1,99 @@
+"""engine/windows.py against brute force: packed positions, the small-key test and the segment reductions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fpipe.engine import windows as W
+
+
+def sorted_events(rng: np.random.Generator, n: int, keys: int, span: int) -> tuple[np.ndarray, np.ndarray]:
+    kid = rng.integers(0, keys, n)
+    et = rng.integers(0, span, n)
+    order = np.lexsort((et, kid))
+    return kid[order], et[order]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 6), st.booleans())
+def test_positions_match_brute_force(seed: int, n: int, keys: int, inclusive: bool) -> None:
+    rng = np.random.default_rng(seed)
+    kid_e, et = sorted_events(rng, n, keys, 50)
+    kid_e = kid_e + 3  # spine keys below, inside and above the events' key range, some without events
+    kid_s = rng.integers(0, keys + 6, 30)
+    at = rng.integers(-10, 70, 30)
+    finder = W.PositionFinder.packed(kid_e, et, kid_s)
+    assert finder is not None
+    got = finder.find(at, inclusive)
+    earlier = finder.find(at - 5, inclusive)
+    for i in range(kid_s.size):
+        same = np.flatnonzero(kid_e == kid_s[i])
+        before = et[same] <= at[i] if inclusive else et[same] < at[i]
+        if same.size:
+            want = same[0] + int(before.sum())
+            assert got[i] == want, (i, kid_s[i], at[i])
+        else:  # no events: an empty range wherever the window is
+            assert got[i] == earlier[i]
+
+
+def test_positions_give_up_when_keys_times_span_do_not_fit() -> None:
+    kid = np.array([0, 1 << 20])
+    et = np.array([0, 1 << 45])
+    assert W.PositionFinder.packed(kid, et, kid) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 60), st.integers(1, 5), st.integers(0, 4), st.integers(1, 30))
+def test_big_keys_match_occupancy(seed: int, n: int, keys: int, limit: int, window: int) -> None:
+    rng = np.random.default_rng(seed)
+    kid, et = sorted_events(rng, n, keys, 100)
+    want = set()
+    for i in range(n):  # events j <= i of the same key with et_j >= et_i - w
+        occupancy = int(((kid[: i + 1] == kid[i]) & (et[: i + 1] >= et[i] - window)).sum())
+        if occupancy > limit:
+            want.add(int(kid[i]))
+    got = W.big_keys(kid, et, window, limit)
+    assert sorted(want) == got.tolist() if limit > 0 else set(got.tolist()) == set(kid.tolist())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.int32])
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
+    rng = np.random.default_rng(7)
+    n, keys = 400, 7
+    kid, et = sorted_events(rng, n, keys, 200)
+    vis = et + rng.integers(0, 30, n)
+    values = (rng.normal(0, 100, n) if dtype is np.float64 else rng.integers(-50, 50, n)).astype(dtype)
+    valid = rng.random(n) > 0.2
+    kid_s = rng.integers(0, keys, 150)
+    t = rng.integers(0, 230, 150)
+    order = np.lexsort((t, kid_s))
+    kid_s, t = kid_s[order], t[order]
+    w = 40
+    finder = W.PositionFinder.packed(kid, et, kid_s)
+    assert finder is not None
+    hi, lo = finder.find(t, inclusive), finder.find(t - w, inclusive)
+    aggs = [W.WindowAgg(a, a, w, a != "rows") for a in ("count", "sum", "mean", "min", "max")]
+    aggs.append(W.WindowAgg("rows", "count", w, False))
+    out = W.empty_outputs(aggs, kid_s.size, values.dtype)
+    saved = W.PAIRS_PER_CHUNK
+    W.PAIRS_PER_CHUNK = 50  # several chunks
+    try:
+        W.compute(t, lo, hi, W.Events(et, vis, values, valid), aggs, inclusive, out, np.arange(kid_s.size))
+    finally:
+        W.PAIRS_PER_CHUNK = saved
+    for i in range(kid_s.size):
+        in_window = (kid == kid_s[i]) & ((et > t[i] - w) & (et <= t[i]) if inclusive else (et >= t[i] - w) & (et < t[i]))
+        seen = in_window & (vis <= t[i] if inclusive else vis < t[i])
+        xs = values[seen & valid]
+        assert out["rows"][1][i] == seen.sum() and out["rows"][0][i] == seen.sum()
+        assert out["count"][1][i] == xs.size and out["count"][0][i] == xs.size
+        if xs.size:
+            assert out["sum"][0][i] == pytest.approx(float(xs.astype(np.float64).sum()), rel=1e-12, abs=1e-9)
+            assert out["mean"][0][i] == pytest.approx(float(xs.astype(np.float64).mean()), rel=1e-12, abs=1e-9)
+            assert out["min"][0][i] == xs.min() and out["max"][0][i] == xs.max()
+        else:
+            assert out["sum"][0][i] == 0
