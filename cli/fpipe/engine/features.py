@@ -95,21 +95,19 @@ def prepare_events(
                 hint="store entity keys with the same type in every source and spine",
             )
         ) from None
-    ev = ev.filter(pl.all_horizontal([pl.col(k).is_not_null() for k in kcols]))
-    if espine.integer_key:  # `_kid` is the key itself: keep the spine's keys by a hash-set filter, no join
-        ev = ev.filter(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode())).with_columns(
-            pl.col("_k0").cast(pl.Int64).alias("_kid")
-        ).drop(kcols)
-    else:
-        ev = ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)
-    # labels are ground truth over event time: availability is ignored; features need a visible row
-    if label:
-        ev = ev.filter(pl.col("_et").is_not_null())
-    else:
-        ev = ev.filter(pl.col("_vis").is_not_null()).with_columns((pl.col("_vis") - pl.col("_et")).alias("_late"))
+    # one filter pass (each eager filter would copy every column of 10M rows): full keys; labels are ground
+    # truth over event time (availability ignored), features need a visible row; values if nulls are skipped
+    keep = [pl.col(k).is_not_null() for k in kcols]
+    keep.append(pl.col("_et").is_not_null() if label else pl.col("_vis").is_not_null())
     if skip_null_values and column:
-        ev = ev.filter(pl.col("_v").is_not_null())
-    return ev
+        keep.append(pl.col("_v").is_not_null())
+    if espine.integer_key:  # `_kid` is the key itself: keep the spine's keys by a hash-set filter, no join
+        keep.append(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode()))
+        return ev.lazy().filter(pl.all_horizontal(keep)).select(
+            pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0")
+        ).collect()
+    ev = ev.filter(pl.all_horizontal(keep))
+    return ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)
 
 
 def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.DataType:
@@ -181,13 +179,16 @@ class EntityFeatures:
         (lateness `_vis - _et` < window; all rows when None)."""
         if on not in group.sorted_by:
             # ties ordered by input position: deterministic float sums
-            cols = ["_kid", on, "_pos", "_v", *(["_late"] if "_late" in group.events.columns else [])]
-            source = self._by_et(group) if on == "_et" else K.sort_by_key_time(group.events.select(cols), on)
-            group.sorted_by[on] = source.select(cols)
+            cols = ["_kid", on, "_pos", "_v", (pl.col("_vis") - pl.col("_et")).alias("_late")]
+            if on == "_et":
+                group.sorted_by[on] = self._by_et(group).select(cols)
+            else:
+                group.sorted_by[on] = K.sort_by_key_time(group.events.select(cols), on)
         ev = group.sorted_by[on]
         if window is not None:
             if window not in group.any_late:
-                group.any_late[window] = bool(group.events.select((pl.col("_late") >= pl.lit(window)).any()).item())
+                late = pl.col("_vis") - pl.col("_et")
+                group.any_late[window] = bool(group.events.select((late >= pl.lit(window)).any()).item())
             if not group.any_late[window]:
                 window = None  # no row is late enough to matter: share the unweighted table
         with_value = with_value or ev.schema["_v"].is_numeric()  # one table serves count and sum alike
@@ -392,8 +393,9 @@ class EntityFeatures:
         return hit.get_column("_x"), n, dtype
 
     def precompute(self, features: Sequence[FeatureSpec], frames: Mapping[str, pl.DataFrame]) -> None:
-        """Compute the rolling columns of every windowed feature of an event group in one pass (Polars
-        evaluates the expressions of one `select` in parallel)."""
+        """Compute the windowed features of small keys (one enumeration per event group and window) and the
+        rolling columns of the other keys' min/max windows in one pass (Polars evaluates the expressions of
+        one `select` in parallel)."""
         wanted: dict[int, tuple[_EventGroup, set[tuple[str, timedelta, bool]]]] = {}
         def windowed(f: FeatureSpec) -> bool:
             return bool(f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
@@ -435,6 +437,8 @@ class EntityFeatures:
                 specs.update({("count", f.window, inclusive), ("max_vis", f.window, inclusive), (f.agg, f.window, inclusive)})
         for group, specs in wanted.values():
             self._rolling(group, sorted(specs, key=str))
+        for group in self.groups.values():  # read only by the direct windows, all computed by now
+            group.by_et_narrow = None
 
     def _small_rows(self, group: _EventGroup, window: timedelta, limit: int) -> np.ndarray:
         """Spine rows (of `self.es.sorted`) whose key never has more than `limit` events

@@ -172,8 +172,9 @@ def rank_events(events: pl.DataFrame) -> pl.DataFrame:
     """Sort by the total order (event_time, available_time, input position); `_r` is the position in it.
     (Sorting by key first buys nothing: ranks are compared within a key, and equal event times of one key
     with different availabilities are common enough that a packed (key, time) sort needs the full sort.)"""
-    narrow = events.select("_kid", "_et", "_avail", "_vis", "_pos", "_v")
-    return narrow.sort(order_keys()).with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
+    order = events.select(pl.arg_sort_by(order_keys()).alias("_i")).get_column("_i")
+    ranked = events.select("_kid", "_et", "_vis", "_v")[order]  # only what the lookups read
+    return ranked.with_row_index("_r").with_columns(pl.col("_r").cast(pl.Int64))
 
 
 def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
