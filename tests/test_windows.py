@@ -82,7 +82,7 @@ def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
     saved = W.PAIRS_PER_CHUNK
     W.PAIRS_PER_CHUNK = 50  # several chunks
     try:
-        W.compute(t, lo, hi, W.Events(et, vis, values, valid), aggs, inclusive, out, np.arange(kid_s.size))
+        W.compute(t, lo, hi, W.Events(vis, values, valid), aggs, inclusive, out, np.arange(kid_s.size))
     finally:
         W.PAIRS_PER_CHUNK = saved
     for i in range(kid_s.size):

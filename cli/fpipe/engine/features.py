@@ -491,7 +491,7 @@ class EntityFeatures:
             for i, f in enumerate(feats)
         ]
         out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
-        events = W.Events(et, vis, values, valid)
+        events = W.Events(vis, values, valid)
         small_by_window = {}
         for window in sorted({f.window for f in feats if f.window is not None}, reverse=True):
             small = self._small_rows(group, window, DIRECT_WINDOW_EVENTS)

@@ -117,7 +117,10 @@ def choose_partitions(input_bytes: int, memory_limit: int, expansion: float = 15
     working set) fits the limit.
 
     Measured at the L benchmark size (1.15 GB of parquet, 50M events, 5M spine rows, 18 features): peak
-    RSS 6.57 GB with 4 partitions and 3.44 GB with 16, i.e. about 2.4 GB + 16.7 GB / N.
+    RSS 6.57 GB with 4 partitions and 3.44 GB with 16, i.e. about 2.4 GB + 16.7 GB / N. The constants are
+    fitted to those runs; the engine has since become leaner (4.09 GB at 4, 3.55 GB at 8, 3.24 GB at 12:
+    about 3.0 GB + 4.3 GB / N), so they now over-estimate, which costs nothing measurable at L (49.7 s
+    with 4 partitions, 48.4 s with the 12 that a 4GB limit chooses) and leaves room for wider rows.
     """
     if memory_limit <= 0:
         return 1

@@ -48,10 +48,9 @@ class WindowAgg:
 
 @dataclass
 class Events:
-    """The entity's events in (key, event time, position) order: times as int64 microseconds; values with
-    nulls filled (any fill) and `valid` marking the non-null ones (None: no nulls)."""
+    """The entity's events in (key, event time, position) order: visibility as int64 microseconds; values
+    with nulls filled (any fill) and `valid` marking the non-null ones (None: no nulls)."""
 
-    et: np.ndarray
     vis: np.ndarray
     values: np.ndarray | None
     valid: np.ndarray | None
@@ -142,7 +141,7 @@ def compute(
     """Aggregate `aggs` for spine rows `rows` (indices into the output arrays in `out`, alias -> (value, n)).
 
     `t`, `lo`, `hi` are per row of `rows`: the spine time and the range of event positions whose event time
-    lies in the widest of `aggs`' windows (and before t).
+    lies in the window (all `aggs` are of that one window), so only visibility is left to check.
     """
     lens = hi - lo
     keep = lens > 0
@@ -174,19 +173,15 @@ def _chunk(
     idx = np.arange(total, dtype=np.int64) - np.repeat(starts - lo, lens)
     t_p = t[seg]
     visible = events.vis[idx] <= t_p if inclusive else events.vis[idx] < t_p
-    et_p = events.et[idx]
     v_p = events.values[idx] if events.values is not None else None
     valid_p = events.valid[idx] if events.valid is not None else None
-    masks: dict[tuple[int, bool], np.ndarray] = {}
-    counts: dict[tuple[int, bool], np.ndarray] = {}
-    sums: dict[int, np.ndarray] = {}
+    masks: dict[bool, np.ndarray] = {}
+    counts: dict[bool, np.ndarray] = {}
+    sums: dict[bool, np.ndarray] = {}
     for wa in aggs:
-        w = wa.window_us
-        key = (w, wa.reads_value and valid_p is not None)
+        key = wa.reads_value and valid_p is not None
         if key not in masks:
-            inside = et_p > t_p - w if inclusive else et_p >= t_p - w
-            mask = visible & inside
-            masks[key] = mask & valid_p if key[1] and valid_p is not None else mask
+            masks[key] = visible & valid_p if key and valid_p is not None else visible
             counts[key] = np.bincount(seg[masks[key]], minlength=r).astype(np.int64)
         m, n = masks[key], counts[key]
         value_out, n_out = out[wa.alias]
@@ -196,9 +191,9 @@ def _chunk(
             continue
         assert v_p is not None
         if wa.agg in ("sum", "mean"):
-            if w not in sums:
-                sums[w] = _segment_sum(v_p, m, seg, starts, lens, r)
-            s = sums[w]
+            if key not in sums:
+                sums[key] = _segment_sum(v_p, m, seg, starts, lens, r)
+            s = sums[key]
             if wa.agg == "sum":
                 value_out[rows] = s
             else:
