@@ -454,14 +454,11 @@ class EntityFeatures:
 
     def _direct_windows(self, group: _EventGroup, inclusive: bool, feats: Sequence[FeatureSpec]) -> None:
         """count/sum/mean/min/max of every window of `feats` (one base group: all rows, null values kept) for
-        the spine rows whose key is small for that window (engine/windows.py): one enumeration per row, at
-        the widest window its key is small for."""
+        the spine rows whose key is small for that window (engine/windows.py): one enumeration per window."""
         sp = self.es.sorted
         m = sp.height
         if m == 0 or group.events.height == 0:
             return
-        # the four columns this needs, sorted apart unless the whole group is sorted already (gathering 7 columns
-        # of 10M rows costs 60% more than 4)
         by_et = self._by_et(group, narrow=True)
         v = by_et.get_column("_v")
         reads_values = any(f.column is not None for f in feats)

@@ -99,7 +99,12 @@ def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = N
     if keys * span >= 1 << 62:
         return frame.sort(["_kid", on, "_pos"]).select(cols)
     packed = (pl.col("_kid") - st["k0"]) * span + (t - st["t0"])
-    return frame.select(*cols, packed.alias("_packed")).sort("_packed", maintain_order=True).drop("_packed")
+    # the key and the time are not carried through the sort: they are recovered from the packed value
+    carried = [c for c in cols if c not in ("_kid", on)]
+    ordered = frame.lazy().select(*carried, packed.alias("_packed")).sort("_packed", maintain_order=True)
+    key = (pl.col("_packed") // span + st["k0"]).cast(frame.schema["_kid"]).alias("_kid")
+    time = (pl.col("_packed") % span + st["t0"]).cast(frame.schema[on]).alias(on)
+    return ordered.with_columns(key, time).select(cols).collect()
 
 
 def lookup(spine_sorted: pl.DataFrame, at: pl.Expr, table: pl.DataFrame, on: str, inclusive: bool) -> pl.DataFrame:
