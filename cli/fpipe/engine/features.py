@@ -105,7 +105,7 @@ def prepare_events(
         keep.append(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode()))
         return ev.lazy().filter(pl.all_horizontal(keep)).select(
             pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0")
-        ).collect()
+        ).collect(engine="in-memory")
     ev = ev.filter(pl.all_horizontal(keep))
     return ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)
 

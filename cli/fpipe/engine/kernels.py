@@ -104,7 +104,8 @@ def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = N
     ordered = frame.lazy().select(*carried, packed.alias("_packed")).sort("_packed", maintain_order=True)
     key = (pl.col("_packed") // span + st["k0"]).cast(frame.schema["_kid"]).alias("_kid")
     time = (pl.col("_packed") % span + st["t0"]).cast(frame.schema[on]).alias(on)
-    return ordered.with_columns(key, time).select(cols).collect()
+    # in-memory engine: the streaming one returns many chunks here, and every later to_numpy would copy them
+    return ordered.with_columns(key, time).select(cols).collect(engine="in-memory")
 
 
 def lookup(spine_sorted: pl.DataFrame, at: pl.Expr, table: pl.DataFrame, on: str, inclusive: bool) -> pl.DataFrame:
