@@ -131,6 +131,30 @@ def machine() -> dict[str, str]:
     return info
 
 
+# the speed and memory goals of the issue that asked for this harness, read from the same run
+GOALS = (
+    ("15 windows: fpipe wall / DuckDB wall", "windows", "duckdb", "wall", 0.5),
+    ("3 lookups: fpipe wall / DuckDB wall", "lookups", "duckdb", "wall", 1.0),
+    ("all 18 features: fpipe wall / hand-written Polars wall", "all", "polars", "wall", 1.3),
+    ("all 18 features: fpipe peak RSS / DuckDB peak RSS", "all", "duckdb", "rss_mib", 1.0),
+)
+
+
+def goals(rows: list[Measurement]) -> list[str]:
+    """A table of the goals at M (where they are set) as measured in this run, each marked met or not."""
+    by = {(m.size, m.part, m.tool): m for m in rows if m.returncode == 0}
+    out = []
+    for label, part, peer, attr, limit in GOALS:
+        ours, theirs = by.get(("M", part, "fpipe")), by.get(("M", part, peer))
+        if ours is None or theirs is None or not getattr(theirs, attr):
+            continue
+        ratio = getattr(ours, attr) / getattr(theirs, attr)
+        out.append(f"| {label} | <= {limit:.1f} | {ratio:.2f} | {'met' if ratio <= limit else '**not met**'} |")
+    if not out:
+        return []
+    return ["", "### Goals at M", "", "| ratio | goal | this run | |", "|---|---:|---:|---|", *out]
+
+
 def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, list[tuple[str, str, float]]], extras: list[Measurement]) -> str:
     lines = [
         "# Benchmarks",
@@ -168,6 +192,7 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
         lines.append(
             f"| {m.size} | {m.part} | {m.tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_mib:.0f} | {ratio_w} | {ratio_r} | {agree} |"
         )
+    lines += goals(rows)
     bad = [m for m in rows if m.problems]
     if bad:
         lines += ["", "### Disagreements", ""]
