@@ -19,6 +19,7 @@ from fpipe.engine import features as F
 from fpipe.engine import spine as S
 from fpipe.engine.checks import ChecksOutcome
 from fpipe.engine.expr import compile_expr
+from fpipe.engine.finish import cast_declared, censor_mask, fill_missing_rows, finish
 from fpipe.engine.visibility import SourceStats, normalise_source
 from fpipe.spec.expr import parse_expr, referenced_names
 from fpipe.spec.model import Definitions, FeatureSpec, TrainingSetSpec
@@ -132,21 +133,21 @@ def compute_feature_columns(
         for feat in feats:
             assert feat.source is not None and feat.agg is not None
             value, n, dtype = ef.feature(feat, normalised[feat.source])
-            col = F.cast_declared(F.finish(value, n, feat.name, feat.agg, feat.default, dtype), feat.dtype)
+            col = cast_declared(finish(value, n, feat.name, feat.agg, feat.default, dtype), feat.dtype)
             cols.append(col)
             empties[feat.name] = (feat.agg, feat.default, col.dtype)
             done += 1
             if progress:
                 progress("features", done, len(base))
         block = ef.es.sorted.select("_row").with_columns(cols)
-        frame = frame.hstack(F.fill_missing_rows(spine.frame, block, empties).drop("_row").get_columns())  # both in spine order
+        frame = frame.hstack(fill_missing_rows(spine.frame, block, empties).drop("_row").get_columns())  # both in spine order
     for name in needed:
         feat = defs.features[name]
         if feat.is_derived:
             assert feat.expr is not None
             frame = frame.with_columns(compile_expr(feat.expr).alias(name))
             if feat.dtype:
-                frame = frame.with_columns(F.cast_declared(frame.get_column(name), feat.dtype))
+                frame = frame.with_columns(cast_declared(frame.get_column(name), feat.dtype))
     return frame.select(["_row", *feature_names])
 
 
@@ -218,9 +219,9 @@ def build_frame(
                 src_norm = normalised[label.source]
                 ef = F.EntityFeatures(defs, sp.frame, sp.keys[label.entity])
                 value, n, dtype = ef.label(label, src_norm)
-                block = ef.es.sorted.select("_row").with_columns(F.finish(value, n, label.name, label.agg, label.default, dtype))
-                lab = F.fill_missing_rows(sp.frame, block, {label.name: (label.agg, label.default, dtype)}).get_column(label.name)
-                cens = F.censor_mask(sp.frame, label, src_norm, defs.sources[label.source])
+                block = ef.es.sorted.select("_row").with_columns(finish(value, n, label.name, label.agg, label.default, dtype))
+                lab = fill_missing_rows(sp.frame, block, {label.name: (label.agg, label.default, dtype)}).get_column(label.name)
+                cens = censor_mask(sp.frame, label, src_norm, defs.sources[label.source])
             if label.expr:
                 lab = pl.DataFrame([lab]).select(compile_expr(label.expr).alias(label.name)).to_series()
             frame = frame.with_columns(lab.alias(label.name))

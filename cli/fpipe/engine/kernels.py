@@ -243,7 +243,7 @@ def pairs(
     for chunk in _chunks(spine.select([ROW, *keys, T]), ordered_events, keys):
         joined = pair_rows(chunk, ordered_events, keys, condition)
         parts.append(aggregate_pairs(joined, agg, has_value, k, ddof))
-    schema: dict[str, pl.DataType] = {ROW: pl.Int64(), VAL: _out_dtype(agg, value_dtype, has_value), N: pl.Int64()}
+    schema: dict[str, pl.DataType] = {ROW: pl.Int64(), VAL: agg_dtype(agg, value_dtype, has_value), N: pl.Int64()}
     if not parts:
         return pl.DataFrame(schema=schema)
     out = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -261,10 +261,11 @@ def pair_rows(spine: pl.DataFrame, events: pl.DataFrame, keys: list[str], condit
 
 
 def aggregate_pairs(joined: pl.DataFrame, agg: str, has_value: bool, k: int | None = None, ddof: int = 1) -> pl.DataFrame:
-    return joined.group_by(ROW, maintain_order=True).agg(_pair_aggs(agg, has_value, k, ddof))
+    return joined.group_by(ROW, maintain_order=True).agg(pair_agg_exprs(agg, has_value, k, ddof))
 
 
-def _out_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.DataType:
+def agg_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.DataType:
+    """The result type of `agg` over values of `value_dtype` (`latest` keeps the value type: finish.output_dtype)."""
     if agg in ("count", "count_distinct"):
         return pl.Int64()
     if agg in ("mean", "std", "var", "time_since_last", "time_since_first"):
@@ -276,7 +277,8 @@ def _out_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.DataTy
     return value_dtype
 
 
-def _pair_aggs(agg: str, has_value: bool, k: int | None, ddof: int) -> list[pl.Expr]:
+def pair_agg_exprs(agg: str, has_value: bool, k: int | None, ddof: int) -> list[pl.Expr]:
+    """`agg` over the (spine row, event) pairs of one group: the value (`VAL`) and the count it saw (`N`)."""
     v = pl.col("_v")
     nn = v.drop_nulls()
     n_values = v.count().cast(pl.Int64)  # non-null values
@@ -320,6 +322,11 @@ def _pair_aggs(agg: str, has_value: bool, k: int | None, ddof: int) -> list[pl.E
     if agg == "latest":
         return [v.last().alias(VAL), n_rows.alias(N)]
     raise ValueError(f"unknown aggregation {agg}")
+
+
+# the former private names, kept working for any caller outside this repository
+_out_dtype = agg_dtype
+_pair_aggs = pair_agg_exprs
 
 
 def seconds_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:

@@ -1,0 +1,147 @@
+"""Windowed features of small keys by direct enumeration of their windows.
+
+A key is small for a window w when its own events never number more than a limit inside one window of
+length w (the limits are `features.DIRECT_WINDOW_EVENTS` and `features.SMALL_KEY_EVENTS`, passed in by
+`EntityFeatures.precompute`). Decided from the key's own events only, so a row takes the same path in a
+backfill, in `explain` and in every partition.
+- count/sum/mean/min/max: position ranges and numpy segment reductions (engine/windows.py).
+- the other aggregations: the same pairs gathered into Polars and one group-by (engine/windowed.py).
+Each returns `Direct` results per (feature, window); the other keys' rows are computed apart by
+`EntityFeatures._big_keys_part`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fpipe.engine import kernels as K
+from fpipe.engine import windows as W
+from fpipe.engine.groups import EventGroup
+from fpipe.engine.windowed import window_aggregate
+from fpipe.spec.model import Cutoff, FeatureSpec
+
+
+@dataclass
+class Direct:
+    """Results of one windowed feature for the spine rows of small keys (`small`), and the event group
+    they were computed from (the other keys are computed from the same rows, see `_big_keys_part`)."""
+
+    value: pl.Series
+    n: pl.Series
+    small: pl.Series
+    group: EventGroup
+    value_dtype: pl.DataType
+    others: pl.Series  # the rows computed apart: a superset of ~small, shared by features that share `part`
+    part: tuple[Any, ...]
+
+
+def us(series: pl.Series) -> np.ndarray:
+    """A UTC microsecond datetime series as int64 microseconds."""
+    return series.to_physical().to_numpy()
+
+
+def window_us(window: timedelta | None) -> int:
+    assert window is not None
+    return window // timedelta(microseconds=1)
+
+
+def small_rows(group: EventGroup, sp: pl.DataFrame, window: timedelta, limit: int) -> np.ndarray:
+    """Spine rows (of `sp`) whose key never has more than `limit` events
+    inside one window (a bound on the pairs of any spine row of that key). Decided from the key's own
+    events only, so a row takes the same path in a backfill, in `explain` (one spine row) and in every
+    partition: float sums are bit-identical across them."""
+    if (window, limit) not in group.small:
+        by_et = group.by_event_time(narrow=True)
+        kid = by_et.get_column("_kid").to_numpy()
+        big = W.big_keys(kid, us(by_et.get_column("_et")), window_us(window), limit)
+        group.small[(window, limit)] = W.small_rows(sp.get_column("_kid").to_numpy(), big)
+    return group.small[(window, limit)]
+
+
+def direct_windows(
+    group: EventGroup, sp: pl.DataFrame, inclusive: bool, feats: Sequence[FeatureSpec], limit: int
+) -> dict[tuple[str, timedelta], Direct]:
+    """count/sum/mean/min/max of every window of `feats` (one base group: all rows, null values kept) for
+    the spine rows whose key is small for that window (engine/windows.py): one enumeration per window."""
+    done: dict[tuple[str, timedelta], Direct] = {}
+    m = sp.height
+    if m == 0 or group.events.height == 0:
+        return done
+    by_et = group.by_event_time(narrow=True)
+    v = by_et.get_column("_v")
+    reads_values = any(f.column is not None for f in feats)
+    values = v.fill_null(0).to_numpy() if reads_values and v.dtype != pl.Null else None
+    valid = v.is_not_null().to_numpy() if values is not None and v.null_count() else None
+    et, vis = us(by_et.get_column("_et")), us(by_et.get_column("_vis"))
+    kid_e = by_et.get_column("_kid").to_numpy()
+    t_s = us(sp.get_column(K.T))
+    kid_s = sp.get_column("_kid").to_numpy()
+    finder = W.PositionFinder.packed(kid_e, et, kid_s)
+    if finder is None:  # keys x times do not fit in 62 bits: as-of lookups on a global position table
+        starts = np.searchsorted(kid_e, kid_s, side="left")
+        ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
+
+    def position(window: timedelta | None) -> np.ndarray:
+        """Per spine row, one past the last event of its key with event time before t - window (at or
+        before, inclusive), as a position in `by_et`."""
+        if finder is not None:
+            return finder.find(t_s - (window_us(window) if window else 0), inclusive)
+        at = pl.col(K.T) - pl.lit(window) if window else pl.col(K.T)
+        found = K.lookup(sp, at, ends, "_et", inclusive).get_column("_cn").fill_null(-1).to_numpy()
+        return np.where(found < 0, starts, found)
+
+    hi = position(None)
+    aggs = [
+        W.WindowAgg(f"_f{i}", f.agg or "", window_us(f.window), f.column is not None)
+        for i, f in enumerate(feats)
+    ]
+    out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
+    events = W.Events(vis, values, valid)
+    small_by_window = {}
+    for window in sorted({f.window for f in feats if f.window is not None}, reverse=True):
+        small = small_rows(group, sp, window, limit)
+        small_by_window[window] = small
+        rows = np.flatnonzero(small)
+        if rows.size:
+            lo = position(window)
+            todo = [a for a in aggs if a.window_us == window_us(window)]
+            W.compute(t_s[rows], lo[rows], hi[rows], events, todo, inclusive, out, rows)
+    # big for a window implies big for every wider one: the rows not small for the widest window are
+    # every row that any of these features computes apart, so one child serves them all
+    others = pl.Series(~small_by_window[max(small_by_window)])
+    for f, wa in zip(feats, aggs, strict=True):
+        assert f.window is not None
+        small_s = pl.Series(small_by_window[f.window])
+        if small_s.any():
+            value, n = W.to_series(*out[wa.alias])
+            dtype = v.dtype if f.column is not None else pl.Null()
+            done[(f.name, f.window)] = Direct(value, n, small_s, group, dtype, others, ("direct", inclusive))
+    return done
+
+
+def window_pairs_if_cheap(
+    group: EventGroup, sp: pl.DataFrame, window: timedelta, inclusive: bool, feats: Sequence[FeatureSpec], limit: int
+) -> dict[tuple[str, timedelta], Direct]:
+    """Spine rows of small keys (see `small_rows`) get every windowed aggregation of `window` from one
+    enumeration of their (spine row, in-window event) pairs and one group-by: cheaper than prefix tables
+    and rolling passes when windows hold few events, and exact by construction."""
+    done: dict[tuple[str, timedelta], Direct] = {}
+    small = pl.Series(small_rows(group, sp, window, limit))
+    if not small.any():
+        return done
+    condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, None)
+    many = [(f"_f{i}", f.agg or "", f.column is not None, f.k, f.ddof) for i, f in enumerate(feats)]
+    res = window_aggregate(group, sp.filter(small), window, None, inclusive, condition, "", False, many=many)
+    aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+    for i, f in enumerate(feats):
+        done[(f.name, window)] = Direct(
+            aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small, group,
+            group.events.schema["_v"], ~small, ("pairs", window, inclusive),
+        )
+    return done

@@ -1,0 +1,99 @@
+"""Spine rows and source events of one entity, keyed alike: the key columns of a row become one `_kid`.
+
+Keys (SPEC section 3): a row with a null in any key column never matches; composite keys match on every
+column. An integer key is its own `_kid` (no join); other keys are numbered by the spine's distinct keys,
+and events whose key is not on the spine are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from fpipe.engine import kernels as K
+from fpipe.engine.expr import compile_expr
+from fpipe.errors import DataError, Diagnostic
+from fpipe.spec.model import SourceSpec
+
+
+@dataclass
+class EntitySpine:
+    """The spine rows of one entity that have a time and a full key, sorted by (`_kid`, `_t`)."""
+
+    sorted: pl.DataFrame  # `_row`, `_kid`, `_t`
+    ids: pl.DataFrame  # key columns `_k0..` -> `_kid`
+    key_dtypes: list[pl.DataType]
+
+    @property
+    def integer_key(self) -> bool:
+        """One integer key column, whose value (as Int64) is `_kid`."""
+        return len(self.key_dtypes) == 1 and self.key_dtypes[0].is_integer()
+
+
+def key_columns(n: int) -> list[str]:
+    """The internal names of n key columns: `_k0`, `_k1`, ..."""
+    return [f"_k{i}" for i in range(n)]
+
+
+def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
+    """The spine rows with a time and a full key, keyed by `_kid` and sorted by (`_kid`, `_t`)."""
+    kcols = key_columns(len(spine_keys))
+    frame = spine.select(K.ROW, K.T, *[pl.col(c).alias(k) for c, k in zip(spine_keys, kcols, strict=True)])
+    frame = frame.filter(pl.col(K.T).is_not_null() & pl.all_horizontal([pl.col(k).is_not_null() for k in kcols]))
+    dtypes = [frame.schema[k] for k in kcols]
+    if len(kcols) == 1 and dtypes[0].is_integer():
+        ids = frame.select(pl.col("_k0").unique()).with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
+        keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
+    else:
+        ids = frame.select(kcols).unique(maintain_order=True).with_row_index("_kid").with_columns(pl.col("_kid").cast(pl.Int64))
+        keyed = frame.join(ids, on=kcols, how="left", maintain_order="left")
+    return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes)
+
+
+def prepare_events(
+    source_frame: pl.DataFrame,
+    source: SourceSpec,
+    entity: str,
+    column: str | None,
+    where: str | None,
+    espine: EntitySpine,
+    *,
+    skip_null_values: bool,
+    label: bool = False,
+) -> pl.DataFrame:
+    """Normalised source rows -> the kernel's events: `where` applied, keys mapped to `_kid`."""
+    src_keys = list(source.keys[entity])
+    frame = source_frame
+    if where:
+        frame = frame.filter(compile_expr(where).fill_null(False))
+    kcols = key_columns(len(src_keys))
+    value = pl.col(column) if column else pl.lit(None, pl.Null)
+    cols = []
+    for c, k, dtype in zip(src_keys, kcols, espine.key_dtypes, strict=True):
+        cols.append(pl.col(c).alias(k) if frame.schema[c] == dtype else pl.col(c).cast(dtype).alias(k))
+    try:
+        ev = frame.select([*cols, "_et", "_avail", "_vis", "_pos", value.alias("_v")])
+    except pl.exceptions.InvalidOperationError:
+        raise DataError(
+            Diagnostic(
+                f"key column(s) {', '.join(src_keys)} of source '{source.name}' cannot be compared with the spine's "
+                f"({', '.join(str(d) for d in espine.key_dtypes)})",
+                file=source.path,
+                hint="store entity keys with the same type in every source and spine",
+            )
+        ) from None
+    # one filter pass (each eager filter would copy every column of 10M rows): full keys; labels are ground
+    # truth over event time (availability ignored), features need a visible row; values if nulls are skipped
+    keep = [pl.col(k).is_not_null() for k in kcols]
+    keep.append(pl.col("_et").is_not_null() if label else pl.col("_vis").is_not_null())
+    if skip_null_values and column:
+        keep.append(pl.col("_v").is_not_null())
+    if espine.integer_key:  # `_kid` is the key itself: keep the spine's keys by a hash-set filter, no join
+        keep.append(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode()))
+        return ev.lazy().filter(pl.all_horizontal(keep)).select(
+            pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0")
+        ).collect(engine="in-memory")
+    ev = ev.filter(pl.all_horizontal(keep))
+    return ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)

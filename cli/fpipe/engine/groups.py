@@ -1,0 +1,102 @@
+"""One event group: the events of one (source, entity, column, `where`) over one entity spine, and the sorted
+tables built from them once and shared by every feature that reads them.
+
+- `prefix_table`: running counts (and sums) per key in `_vis` or `_et` order, read by as-of lookups
+  (count, sum, mean; the position ranges of windows).
+- `lookup_table`: events ranked by (event time, available time, input position) and the running best rank
+  per key in visibility order (latest, last, first and their time_since).
+- `by_event_time`: the events in (key, event time, input position) order (windows).
+Everything is sorted in a total order, so results do not depend on input order or partitioning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from fpipe.engine import kernels as K
+
+if TYPE_CHECKING:
+    from fpipe.engine.features import EntityFeatures
+
+
+def value_dtype_for_sum(dtype: pl.DataType) -> pl.DataType:
+    """The type values are summed in: Int64 for integers and booleans (exact), else Float64."""
+    return pl.Int64() if (dtype.is_integer() or dtype == pl.Boolean) else pl.Float64()
+
+
+@dataclass
+class EventGroup:
+    """The events of one group (`prepare_events`) and the tables and results cached on them."""
+
+    events: pl.DataFrame
+    prefix: dict[tuple[str, timedelta | None, bool], pl.DataFrame] = field(default_factory=dict)
+    rolled: dict[tuple[str, timedelta, bool], pl.Series] = field(default_factory=dict)  # aligned with the spine
+    markers: pl.DataFrame | None = None
+    sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
+    any_late: dict[timedelta, bool] = field(default_factory=dict)
+    by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
+    by_et_narrow: pl.DataFrame | None = None  # `_kid`, `_et`, `_vis`, `_v` in that order
+    small: dict[tuple[timedelta, int], np.ndarray] = field(default_factory=dict)  # spine rows of small keys
+    big: dict[tuple[Any, ...], tuple[EntityFeatures, EventGroup]] = field(default_factory=dict)  # the other keys
+    starts: pl.DataFrame | None = None  # first position of each key in `by_et`
+    best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
+
+    def prefix_table(self, on: str, window: timedelta | None, with_value: bool) -> pl.DataFrame:
+        """Prefix table over `on`, counting only the rows that can be in a window of length `window`
+        (lateness `_vis - _et` < window; all rows when None)."""
+        if on not in self.sorted_by:
+            # ties ordered by input position: deterministic float sums
+            cols = ["_kid", on, "_pos", "_v", (pl.col("_vis") - pl.col("_et")).alias("_late")]
+            if on == "_et":
+                self.sorted_by[on] = self.by_event_time().select(cols)
+            else:
+                self.sorted_by[on] = K.sort_by_key_time(self.events.select(cols), on)
+        ev = self.sorted_by[on]
+        if window is not None:
+            if window not in self.any_late:
+                late = pl.col("_vis") - pl.col("_et")
+                self.any_late[window] = bool(self.events.select((late >= pl.lit(window)).any()).item())
+            if not self.any_late[window]:
+                window = None  # no row is late enough to matter: share the unweighted table
+        with_value = with_value or ev.schema["_v"].is_numeric()  # one table serves count and sum alike
+        cache_key = (on, window, with_value)
+        if cache_key not in self.prefix:
+            if with_value:
+                ev = ev.with_columns(pl.col("_v").cast(value_dtype_for_sum(ev.schema["_v"])))
+            weight = (pl.col("_late") < pl.lit(window)) if window is not None else None
+            self.prefix[cache_key] = K.prefix_table(ev, on, with_value, presorted=True, weight=weight)
+        return self.prefix[cache_key]
+
+    def lookup_table(self, pick: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(ranked events, running best rank per key in `_vis` order); `pick` "max" (latest, last) or "min" (first)."""
+        if pick not in self.best:
+            ranked = next(iter(self.best.values()))[0] if self.best else K.rank_events(self.events)
+            self.best[pick] = (ranked, K.running_best(ranked, pick))
+        return self.best[pick]
+
+    def by_event_time(self, narrow: bool = False) -> pl.DataFrame:
+        """The group's events in (key, event time, input position) order (sorted once); `narrow`: only
+        `_kid`, `_et`, `_vis`, `_v` are needed (gathering 7 columns of 10M rows costs 60% more than 4)."""
+        if self.by_et is not None:
+            return self.by_et
+        if narrow:
+            if self.by_et_narrow is None:
+                self.by_et_narrow = K.sort_by_key_time(self.events, "_et", ["_kid", "_et", "_vis", "_v"])
+            return self.by_et_narrow
+        self.by_et = K.sort_by_key_time(self.events, "_et")
+        self.by_et_narrow = None
+        return self.by_et
+
+    def key_starts(self) -> pl.DataFrame:
+        """`_kid` -> `_start`, the first position of each key in `by_event_time()`."""
+        if self.starts is None:
+            self.starts = (
+                self.by_event_time().select("_kid").with_row_index("_g").group_by("_kid")
+                .agg(pl.col("_g").min().cast(pl.Int64).alias("_start"))
+            )
+        return self.starts

@@ -1,0 +1,157 @@
+"""Windowed aggregations of the keys that are not small (engine/direct.py has the small ones).
+
+- min, max over a window: a rolling extreme over event time with the spine instants as markers, exact for
+  every spine row without a *pending* row; rows with one are recomputed from their windows' events.
+- every other windowed aggregation (std, var, count_distinct, last_k, first, any `hop`): the (spine row,
+  in-window event) pairs, found as position ranges in the key's event-time order, aggregated by chunks.
+(count, sum, mean use prefix tables: engine/groups.py, EntityFeatures._feature_path.)
+
+`sp` is always the entity's sorted spine (`EntitySpine.sorted`: `_row`, `_kid`, `_t`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Literal
+
+import polars as pl
+
+from fpipe.engine import kernels as K
+from fpipe.engine.groups import EventGroup
+
+# (alias, agg, has_value, k, ddof): one of several aggregations computed from the same pairs
+ManyAggs = Sequence[tuple[str, str, bool, int | None, int]]
+
+
+def rolls(agg: str, window: timedelta | None, hop: timedelta | None, value_dtype: pl.DataType) -> bool:
+    """Windowed aggregations computed by rolling over event time (see `windowed_extreme`)."""
+    if window is None or hop is not None:
+        return False
+    return agg in ("min", "max") and value_dtype.is_numeric()
+
+
+def marker_frame(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr) -> pl.DataFrame:
+    """Events (by event time) and the spine instants `at` as null-valued markers, sorted by key and time."""
+    markers = sp.select(
+        "_kid",
+        at.alias("_time"),
+        pl.lit(None, ev.schema["_v"]).alias("_v"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("_vis"),
+        pl.lit(None, pl.Int64).alias("_one"),
+        pl.col(K.ROW),
+    )
+    events = ev.select(
+        "_kid", pl.col("_et").alias("_time"), "_v", "_vis", pl.lit(1, pl.Int64).alias("_one"),
+        pl.lit(None, pl.Int64).alias(K.ROW),
+    )
+    return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
+
+
+def aggregate_many(
+    joined: pl.DataFrame, agg: str, has_value: bool, k: int | None, ddof: int, many: ManyAggs | None,
+) -> pl.DataFrame:
+    """`agg` of the pairs per spine row, or each of `many` (giving `<alias>_v`, `<alias>_n`)."""
+    if many is None:
+        return K.aggregate_pairs(joined, agg, has_value, k, ddof)
+    exprs: list[pl.Expr] = []
+    for alias, a, hv, kk, dd in many:
+        val, n = K.pair_agg_exprs(a, hv, kk, dd)
+        exprs += [val.alias(f"{alias}_v"), n.alias(f"{alias}_n")]
+    return joined.group_by(K.ROW, maintain_order=True).agg(exprs)
+
+
+def window_aggregate(
+    group: EventGroup,
+    rows: pl.DataFrame,
+    window: timedelta,
+    hop: timedelta | None,
+    inclusive: bool,
+    condition: K.CondBuilder,
+    agg: str,
+    has_value: bool,
+    k: int | None = None,
+    ddof: int = 1,
+    many: ManyAggs | None = None,
+) -> pl.DataFrame:
+    """`agg` (or `many` aggregations, `(alias, agg, has_value, k, ddof)`, each giving `<alias>_v`,
+    `<alias>_n`) over the (spine row, event) pairs of `rows` whose event is in the window (visibility applied).
+
+    Only the events in the window's event-time range are visited: with the key's events sorted by event
+    time, the range is positions [count(et before start), count(et before t)), read from the running
+    count table with two as-of lookups, so the cost is the number of in-window events, not the key's
+    whole history. Pairs are built and aggregated chunk by chunk, so memory stays bounded.
+    """
+    table = group.prefix_table("_et", None, False)  # rows in (key, et, position) order, like `by_et`
+    by_et = group.by_event_time()
+    starts = group.key_starts()
+    t = pl.col(K.T)
+    lo = K.lookup(rows, K.window_start(t, window, hop), table, "_et", inclusive).get_column("_cn").fill_null(0)
+    hi = K.lookup(rows, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
+    spans = rows.select(K.ROW, "_kid", K.T).with_columns(lo.alias("_lo"), hi.alias("_hi"))
+    spans = spans.join(starts, on="_kid", how="left", maintain_order="left").filter(pl.col("_hi") > pl.col("_lo"))
+    events = by_et.drop("_kid")
+    parts = []
+    sizes = (spans.get_column("_hi") - spans.get_column("_lo")).cum_sum()
+    chunk_id = (sizes // K.PAIRS_PER_CHUNK).alias("_chunk")
+    for part in spans.with_columns(chunk_id).partition_by("_chunk", maintain_order=True):
+        idx = part.select(
+            K.ROW, K.T, pl.int_ranges(pl.col("_start") + pl.col("_lo"), pl.col("_start") + pl.col("_hi")).alias("_g")
+        ).explode("_g")
+        joined = pl.concat([idx, events[idx.get_column("_g")]], how="horizontal")
+        joined = joined.filter(condition(pl.col(K.T))).sort([pl.col(K.ROW), *K.order_keys()])
+        parts.append(aggregate_many(joined, agg, has_value, k, ddof, many))
+    if not parts:
+        empty = pl.concat([rows.select(K.ROW, K.T).clear(), events.clear()], how="horizontal")
+        return aggregate_many(empty, agg, has_value, k, ddof, many)
+    return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+
+
+def rolling(group: EventGroup, sp: pl.DataFrame, specs: Sequence[tuple[str, timedelta, bool]]) -> None:
+    """Fill `group.rolled` with each (agg, window, inclusive) of `specs` at the spine rows (one `select`)."""
+    missing = [spec for spec in specs if spec not in group.rolled]
+    if not missing:
+        return
+    if group.markers is None:
+        group.markers = marker_frame(sp, group.events, pl.col(K.T))
+    exprs = []
+    for i, (agg, window, inclusive) in enumerate(missing):
+        closed: Literal["left", "right"] = "right" if inclusive else "left"
+        exprs.append(K.rolling(agg, "_time", window, closed).over("_kid").alias(f"_x{i}"))
+    at_markers = group.markers.select(K.ROW, *exprs).filter(pl.col(K.ROW).is_not_null())
+    aligned = sp.select(K.ROW).join(at_markers, on=K.ROW, how="left", maintain_order="left")
+    for i, spec in enumerate(missing):
+        group.rolled[spec] = aligned.get_column(f"_x{i}")
+
+
+def windowed_extreme(
+    group: EventGroup,
+    sp: pl.DataFrame,
+    agg: str,
+    window: timedelta,
+    inclusive: bool,
+    condition: K.CondBuilder,
+    dtype: pl.DataType,
+) -> tuple[pl.Series, pl.Series, pl.DataType]:
+    """min and max over a window.
+
+    A rolling extreme over event time (the spine instants inserted as markers) is exact for every
+    spine row with no *pending* row: a row whose event time is inside the window but which is not yet
+    visible at t. The rolling max of `_vis` over the same window tells exactly which spine rows have
+    one (max `_vis` >= t, or > t with an inclusive cutoff); those are recomputed by the pairs kernel.
+    (Sums are not rolled: a rolling sum subtracts the rows leaving the window and keeps their
+    rounding error; compensated prefix sums do not.)
+    """
+    rolling(group, sp, [("count", window, inclusive), ("max_vis", window, inclusive), (agg, window, inclusive)])
+    n = group.rolled[("count", window, inclusive)].fill_null(0).cast(pl.Int64)
+    value = group.rolled[(agg, window, inclusive)]
+    max_vis = group.rolled[("max_vis", window, inclusive)]
+    t_s = sp.get_column(K.T)
+    pending = (max_vis > t_s if inclusive else max_vis >= t_s).fill_null(False)
+    if pending.any():  # exact for these rows, visiting only their windows' events
+        res = window_aggregate(group, sp.filter(pending), window, None, inclusive, condition, agg, True)
+        fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+        value = pl.select(pl.when(pending).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
+        n = pl.select(pl.when(pending).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
+    value = pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series()
+    return value.cast(dtype), n, dtype
