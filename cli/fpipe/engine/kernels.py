@@ -324,10 +324,6 @@ def pair_agg_exprs(agg: str, has_value: bool, k: int | None, ddof: int) -> list[
     raise ValueError(f"unknown aggregation {agg}")
 
 
-# the former private names, kept working for any caller outside this repository
-_out_dtype = agg_dtype
-_pair_aggs = pair_agg_exprs
-
 
 def seconds_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
     return (later - earlier).dt.total_microseconds().cast(pl.Float64) / 1e6
