@@ -46,3 +46,14 @@ def test_dask_engine_needs_a_scheduler(project_dir: Path) -> None:  # noqa: F811
     res = CliRunner().invoke(app, ["--defs", str(project_dir / "defs"), "backfill", "--engine", "dask"])
     assert isinstance(res.exception, UsageError)  # exit status 2 through fpipe.app.main
     assert str(res.exception.diagnostics[0].message) == "--engine dask needs --scheduler"
+
+
+@pytest.mark.parametrize("on_fail", ["quarantine", "warn", "fail"])
+def test_dask_engine_checks_equal_local(scheduler: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], on_fail: str) -> None:
+    """Row checks under Dask: the same output bytes, quarantine file, counts (manifest and summary), or the
+    same exit code and message, as the plain local build."""
+    from tests.test_partition import _checks_project, check_cli_runs
+
+    defs = _checks_project(tmp_path / "p", on_fail)
+    runs = {"dask": ["--engine", "dask", "--scheduler", scheduler, "--partitions", "3"]}
+    assert check_cli_runs(defs, tmp_path, runs, capsys) == (1 if on_fail == "fail" else 0)

@@ -184,6 +184,11 @@ class Project:
         sources[lab.source] = dataclasses.replace(src, observed_until=max_et)  # type: ignore[arg-type]
         return dataclasses.replace(defs, sources=sources)
 
+    def _quarantines(self, name: str) -> bool:
+        """A quarantining source is read whole: its checks (`unique`) and row positions are over all its rows."""
+        src = self.defs.sources[name]
+        return bool(src.checks) and src.on_fail == "quarantine"
+
     def apply_checks(
         self, frames: Mapping[str, pl.DataFrame], *, full_rows: bool = True
     ) -> tuple[dict[str, pl.DataFrame], ChecksOutcome]:
@@ -257,9 +262,12 @@ class Project:
         if partitions is not None or runner is not None:  # out-of-core / Dask: fpipe/distributed/
             from fpipe.distributed.partitioned import build_partitioned
 
+            # row checks run on the rows a plain build reads: a time range limits all but quarantining sources
+            bounds = self.time_bounds(name, start, end) if (start or end) else {}
+            predicates = {n: None if self._quarantines(n) else self._bounds_predicate(n, bounds=bounds.get(n)) for n in cols}
             return build_partitioned(
                 self.defs, name, cols, partitions or 1, spine_path=spine_path, start=start, end=end,
-                runner=runner, progress=progress,
+                runner=runner, progress=progress, check_predicates=predicates,
             )
         spine_spec = self.defs.spines[ts.spine]
         spine_frame = None
@@ -276,9 +284,7 @@ class Project:
         bounds = self.time_bounds(name, start, end) if (start or end) else {}
         defs = self.defs
         for i, (n, c) in enumerate(cols.items()):
-            # a quarantining source is read whole: its checks (`unique`) and row positions are over all its rows
-            quarantines = bool(self.defs.sources[n].checks) and self.defs.sources[n].on_fail == "quarantine"
-            pred = None if quarantines else self._bounds_predicate(n, bounds=bounds.get(n))
+            pred = None if self._quarantines(n) else self._bounds_predicate(n, bounds=bounds.get(n))
             frames[n] = self.read_source(n, c, predicate=pred)
             if progress:
                 progress("read", i + 1, len(cols))

@@ -9,6 +9,11 @@ unpartitioned one (same bytes when written).
 
 Label censoring needs the label source's latest event time over *all* rows; the driver computes it once
 and passes it to every task as `observed_until`.
+
+Row checks (`checks:`, `on_fail:`) are run by the driver before partitioning (distributed/checks.py explains
+why and how, in bounded memory): `fail` stops the build as a plain one does, a task drops the rows its
+sources quarantine (`Task.drop`, input positions, filtered in the scan) and nulls unparseable times of
+`warn` sources; the `BuildResult` carries the same `checks` (quarantine and counts) as a plain build's.
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from fpipe.engine import build as B
 from fpipe.engine import partition as P
 from fpipe.engine import spine as S
+from fpipe.engine.checks import null_unparseable
 from fpipe.engine.visibility import SourceStats
 from fpipe.errors import UsageError
 from fpipe.spec.model import Definitions
@@ -71,6 +78,8 @@ class Task:
     spine_format: str | None
     start: datetime | None
     end: datetime | None
+    # source -> input positions (sorted) of the rows its checks quarantined: the task never reads them
+    drop: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,6 +163,9 @@ def run_partition(task: Task) -> TaskResult:
     for name, cols in task.sources.items():
         src = defs.sources[name]
         lf, schema = _scan(src.path, src.format, cols)
+        if name in task.drop:  # quarantined rows (distributed/checks.py); a row index filter the scan applies
+            dropped = pl.Series(task.drop[name], dtype=pl.Int64).implode()
+            lf = lf.with_row_index(_CHECK_POS).filter(~pl.col(_CHECK_POS).cast(pl.Int64).is_in(dropped)).drop(_CHECK_POS)
         if spec.kind == "source" and spec.source == name:
             lf = lf.with_row_index(P.SPINE_ROW).with_columns(pl.col(P.SPINE_ROW).cast(pl.Int64))
         lazies[name] = (lf, schema)
@@ -170,9 +182,16 @@ def run_partition(task: Task) -> TaskResult:
     for name, (lf, _) in lazies.items():
         keys = defs.sources[name].keys.get(entity)
         frames[name] = _read_partition(lf, keys, integer, task.n, task.p) if keys else lf.collect(engine="in-memory")
+    for name, frame in frames.items():
+        src = defs.sources[name]
+        if src.on_fail == "warn":  # as Project.apply_checks: unparseable time strings become null (per row)
+            frames[name] = null_unparseable(frame, src, defs.timezone)
     spine_frame = _read_partition(spine_lf, spine_keys, integer, task.n, task.p) if spine_lf is not None else None
     result = B.build_frame(defs, sub, frames, spine_frame, spine_where=task.spine_path, start=task.start, end=task.end)
     return TaskResult(entity, task.p, result.frame, result.censored, result.stats)
+
+
+_CHECK_POS = "_check_pos"
 
 
 def _with_spine_row(defs: Definitions, set_name: str) -> Definitions:
@@ -227,6 +246,7 @@ def make_tasks(
     spine_path: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    drop: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[Definitions, list[Group], list[Task]]:
     ts = defs.training_sets[set_name]
     spine_spec = defs.spines[ts.spine]
@@ -242,8 +262,9 @@ def make_tasks(
         if spine_spec.kind == "source" and spine_spec.source:
             srcs.add(spine_spec.source)
         cols = {s: tuple(c) for s, c in source_columns.items() if s in srcs}
+        drops = {s: d for s, d in (drop or {}).items() if s in srcs}
         for p in range(n):
-            tasks.append(Task(prepared, set_name, g, n, p, cols, path, spine_spec.format, start, end))
+            tasks.append(Task(prepared, set_name, g, n, p, cols, path, spine_spec.format, start, end, drops))
     return prepared, groups, tasks
 
 
@@ -323,10 +344,20 @@ def build_partitioned(
     end: datetime | None = None,
     runner: Runner | None = None,
     progress: B.Progress | None = None,
+    check_predicates: Mapping[str, pl.Expr | None] | None = None,
 ) -> B.BuildResult:
-    prepared, groups, tasks = make_tasks(defs, set_name, source_columns, n, spine_path=spine_path, start=start, end=end)
+    """`check_predicates`: per source, the time-range filter under which a plain build reads (and so checks)
+    it (`Project.build_training_set`; never one for a quarantining source)."""
+    from fpipe.distributed.checks import check_sources
+
+    checks, drop = check_sources(defs, source_columns, check_predicates)
+    prepared, groups, tasks = make_tasks(
+        defs, set_name, source_columns, n, spine_path=spine_path, start=start, end=end, drop=drop
+    )
     results = runner(tasks) if runner is not None else run_local(tasks, progress)
-    return assemble(prepared, set_name, groups, results)
+    result = assemble(prepared, set_name, groups, results)
+    result.checks = checks
+    return result
 
 
 def input_bytes(defs: Definitions, source_columns: Mapping[str, Sequence[str]], spine_path: str | None) -> int:
