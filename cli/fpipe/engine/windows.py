@@ -153,19 +153,18 @@ def compute(
     bounds = np.searchsorted(ends, np.arange(PAIRS_PER_CHUNK, int(ends[-1]), PAIRS_PER_CHUNK), side="left")
     for a, b in zip(np.r_[0, bounds + 1], np.r_[bounds + 1, rows.size], strict=True):
         if b > a:
-            _chunk(t[a:b], lo[a:b], lens[a:b], events, aggs, inclusive, out, rows[a:b])
+            _chunk((t[a:b], lo[a:b], lens[a:b], rows[a:b]), events, aggs, inclusive, out)
 
 
 def _chunk(
-    t: np.ndarray,
-    lo: np.ndarray,
-    lens: np.ndarray,
+    spans: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     events: Events,
     aggs: Sequence[WindowAgg],
     inclusive: bool,
     out: dict[str, tuple[np.ndarray, np.ndarray]],
-    rows: np.ndarray,
 ) -> None:
+    """One chunk of spine rows: `spans` = (t, lo, lens, rows), each segment non-empty."""
+    t, lo, lens, rows = spans
     r = rows.size
     starts = np.cumsum(lens) - lens  # first pair of each segment
     total = int(starts[-1] + lens[-1])
