@@ -75,9 +75,12 @@ def direct_windows(
         return done
     by_et = group.by_event_time(narrow=True)
     v = by_et.get_column("_v")
-    reads_values = any(f.column is not None for f in feats)
-    values = v.fill_null(0).to_numpy() if reads_values and v.dtype != pl.Null else None
-    valid = v.is_not_null().to_numpy() if values is not None and v.null_count() else None
+    # sum/mean/min/max read the (numeric, by `windows.supported`) values; a count of a column of any type
+    # reads only which rows have one (a Null-typed column has none)
+    reads_values = any(f.agg != "count" for f in feats)
+    values = v.fill_null(0).to_numpy() if reads_values else None
+    has_column = any(f.column is not None for f in feats)
+    valid = v.is_not_null().to_numpy() if has_column and v.null_count() else None
     et, vis = us(by_et.get_column("_et")), us(by_et.get_column("_vis"))
     kid_e = by_et.get_column("_kid").to_numpy()
     t_s = us(sp.get_column(K.T))
