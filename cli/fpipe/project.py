@@ -369,16 +369,23 @@ class Project:
     # ---------- manifest ----------
     def fingerprint_inputs_in_background(self, name: str) -> None:
         """Start hashing the training set's input files on a thread (hashlib releases the GIL), so that the
-        manifest does not add their read time to a backfill; `manifest` waits for the result."""
-        from concurrent.futures import ThreadPoolExecutor
+        manifest does not add their read time to a backfill; `manifest` waits for the result. A daemon
+        thread, so a failed or interrupted build exits at once instead of waiting for the hashing."""
+        import threading
 
         _, _, cols = self.training_set_inputs(name)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fpipe-fingerprint")
-        for n in cols:
-            path = self.defs.sources[n].path
-            if path not in self._fingerprints:
-                self._fingerprints[path] = pool.submit(fingerprint, path)
-        pool.shutdown(wait=False)
+        paths = [p for p in dict.fromkeys(self.defs.sources[n].path for n in cols) if p not in self._fingerprints]
+        futures: dict[str, Future[list[dict[str, object]]]] = {p: Future() for p in paths}
+        self._fingerprints.update(futures)
+
+        def work() -> None:
+            for path, future in futures.items():
+                try:
+                    future.set_result(fingerprint(path))
+                except BaseException as exc:  # re-raised by `manifest`, in the main thread
+                    future.set_exception(exc)
+
+        threading.Thread(target=work, name="fpipe-fingerprint", daemon=True).start()
 
     def manifest(self, name: str, result: B.BuildResult, output: str | None, command: Sequence[str] | None = None) -> dict[str, Any]:
         defs = self.defs
