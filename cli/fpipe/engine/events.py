@@ -29,7 +29,7 @@ class EntitySpine:
     @property
     def integer_key(self) -> bool:
         """One integer key column, whose value (as Int64) is `_kid`."""
-        return len(self.key_dtypes) == 1 and self.key_dtypes[0].is_integer()
+        return len(self.key_dtypes) == 1 and _fits_int64(self.key_dtypes[0])
 
 
 def key_columns(n: int) -> list[str]:
@@ -43,7 +43,7 @@ def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
     frame = spine.select(K.ROW, K.T, *[pl.col(c).alias(k) for c, k in zip(spine_keys, kcols, strict=True)])
     frame = frame.filter(pl.col(K.T).is_not_null() & pl.all_horizontal([pl.col(k).is_not_null() for k in kcols]))
     dtypes = [frame.schema[k] for k in kcols]
-    if len(kcols) == 1 and dtypes[0].is_integer():
+    if len(kcols) == 1 and _fits_int64(dtypes[0]):
         ids = frame.select(pl.col("_k0").unique()).with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
         keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
     else:
@@ -97,3 +97,8 @@ def prepare_events(
         ).collect(engine="in-memory")
     ev = ev.filter(pl.all_horizontal(keep))
     return ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)
+
+
+def _fits_int64(dtype: pl.DataType) -> bool:
+    """Integer keys whose every value is an Int64 serve as their own `_kid` (UInt64 may not: ids)."""
+    return dtype.is_integer() and dtype != pl.UInt64

@@ -1,0 +1,30 @@
+"""Key types at the edges of the integer fast path (engine/events.py: an integer key is its own `_kid`)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fpipe.engine.build import build_frame
+from strategies import at, feature, make_defs, mins
+
+UTC_US = pl.Datetime("us", "UTC")
+
+
+def test_uint64_keys_above_int64_range() -> None:
+    """UInt64 ids >= 2**63 do not fit the Int64 `_kid`: they are mapped to ids like string keys (this used
+    to raise on the strict cast)."""
+    big = 2**63 + 5
+    times = [at(0), at(1), at(2)]
+    src = pl.DataFrame(
+        {"uid": [big, big, 7], "k2": ["p"] * 3, "ts": times, "avail": times, "c": [1.0, 2.0, 3.0]},
+        schema={"uid": pl.UInt64, "k2": pl.String, "ts": UTC_US, "avail": UTC_US, "c": pl.Float64},
+    )
+    spine = pl.DataFrame(
+        {"uid": [big, 7, 8], "k2": ["p"] * 3, "t": [at(5)] * 3}, schema={"uid": pl.UInt64, "k2": pl.String, "t": UTC_US}
+    )
+    defs = make_defs([feature("n", "count", "c", window=mins(10)), feature("s", "sum", "c"), feature("last", "latest", "c")])
+    out = build_frame(defs, "ts", sources={"ev": src, "cb": src.clear()}, spine=spine).frame
+    assert out.get_column("uid").to_list() == [big, 7, 8]
+    assert out.get_column("n").to_list() == [2, 1, 0]
+    assert out.get_column("s").to_list() == [3.0, 3.0, 0.0]
+    assert out.get_column("last").to_list() == [2.0, 3.0, None]
