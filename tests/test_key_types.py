@@ -1,8 +1,10 @@
-"""Key types at the edges of the integer fast path (engine/events.py: an integer key is its own `_kid`)."""
+"""Key types at the edges of the integer fast path (engine/events.py: an integer key is its own `_kid`), and
+output names that collide with spine columns."""
 
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from fpipe.engine.build import build_frame
 from strategies import at, feature, make_defs, mins
@@ -28,3 +30,20 @@ def test_uint64_keys_above_int64_range() -> None:
     assert out.get_column("n").to_list() == [2, 1, 0]
     assert out.get_column("s").to_list() == [3.0, 3.0, 0.0]
     assert out.get_column("last").to_list() == [2.0, 3.0, None]
+
+
+def test_feature_named_like_a_spine_column_is_a_clear_error() -> None:
+    """Two output columns of one name: a located error (exit 2 in the CLI), not a Polars DuplicateError."""
+    from fpipe.errors import DataError
+
+    times = [at(0)]
+    src = pl.DataFrame(
+        {"uid": [1], "k2": ["p"], "ts": times, "avail": times, "c": [1.0]},
+        schema={"uid": pl.Int64, "k2": pl.String, "ts": UTC_US, "avail": UTC_US, "c": pl.Float64},
+    )
+    spine = pl.DataFrame({"uid": [1], "k2": ["p"], "t": [at(5)]}, schema={"uid": pl.Int64, "k2": pl.String, "t": UTC_US})
+    defs = make_defs([feature("k2", "count", "c")])
+    with pytest.raises(DataError) as info:
+        build_frame(defs, "ts", sources={"ev": src, "cb": src.clear()}, spine=spine)
+    assert info.value.diagnostics[0].message.startswith("feature 'k2' of training set 'ts' has the name of a column of spine")
+    assert info.value.diagnostics[0].hint is not None and "rename the feature" in info.value.diagnostics[0].hint

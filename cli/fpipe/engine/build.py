@@ -194,6 +194,7 @@ def build_frame(
         if label is not None and label.entity and label.spine_column is None:
             entities[label.entity] = None
         S.required_keys(sp, entities, spine_where or spec.path or f"spine '{spec.name}'")
+        _check_output_names(defs, ts, label, sp.columns, spec.name)
     stats.rows_in = sp.frame.height
     key_cols = sorted({c for e in entities for c in sp.keys[e]})
     incomplete = pl.col("_t").is_null()
@@ -243,6 +244,25 @@ def build_frame(
             f: float(v) for f, v in zip(ts.features, frame.select([pl.col(f).null_count() / frame.height for f in ts.features]).row(0), strict=True)
         }
     return BuildResult(frame, censored, stats, sp.columns, sp.time_column, list(ts.features), ts.label)
+
+
+def _check_output_names(defs: Definitions, ts: TrainingSetSpec, label: Any, spine_columns: Sequence[str], spine: str) -> None:
+    """A feature or label named like a spine column would make two output columns of one name."""
+    from fpipe.errors import DataError, Diagnostic
+
+    taken = set(spine_columns)
+    outputs = [(n, defs.features[n].loc, "feature") for n in ts.features]
+    if label is not None and label.spine_column != label.name:  # a label read from its own spine column is that column
+        outputs.append((label.name, label.loc, "label"))
+    for name, loc, kind in outputs:
+        if name in taken:
+            raise DataError(
+                Diagnostic(
+                    f"{kind} '{name}' of training set '{ts.name}' has the name of a column of spine '{spine}'",
+                    file=loc.file if loc.line else None, line=loc.line or None, col=loc.col or None,
+                    hint=f"rename the {kind}, or list the spine columns to keep with `columns:` in spine '{spine}'",
+                )
+            )
 
 
 def compute_features(
