@@ -3,10 +3,17 @@
 The values come from `Project.compute_features` on a one-row spine -- the engine backfill runs, on the
 same checked sources -- so they equal backfill's row for that key and time. The rows come from
 engine/explain.py, which filters the normalised source with the feature's rules.
+
+With a training set that has a label, the label is explained too: its value and censoring come from
+`engine.build.build_frame` on the same one-row spine (a training set with no features and the label with
+`censor: flag`, so a row backfill would drop still shows the value it was dropped with); its rows from
+engine/explain.py `explain_label_rows` (event time only). A label read from a spine column shows that
+column's value on the spine rows at this instant and key (the spine built as backfill builds it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,13 +22,20 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from fpipe.engine import build as B
-from fpipe.engine.explain import explain_rows, key_match, listed
+from fpipe.engine.explain import (
+    explain_label_rows,
+    explain_rows,
+    key_match,
+    label_window,
+    listed,
+    listed_label,
+)
 from fpipe.engine.timecols import to_utc
 from fpipe.engine.visibility import normalise_source
 from fpipe.errors import Diagnostic, UsageError
-from fpipe.io.sources import display_path
+from fpipe.io.sources import display_path, read_frame
 from fpipe.spec.expr import parse_expr, referenced_names
-from fpipe.spec.model import FeatureSpec, SourceSpec
+from fpipe.spec.model import FeatureSpec, LabelSpec, SourceSpec, SpineSpec, TrainingSetSpec
 
 if TYPE_CHECKING:
     from fpipe.project import Project
@@ -39,6 +53,25 @@ class FeatureExplanation:
     depends_on: list[str] = field(default_factory=list)  # derived features
 
 
+LABEL_NOTE = "labels are ground truth over event time: availability does not matter"
+
+
+@dataclass
+class LabelExplanation:
+    name: str
+    spec: LabelSpec
+    value: Any = None  # after `expr`, as backfill writes it (also for a row backfill drops as censored)
+    censored: bool | None = None
+    action: str | None = None  # what backfill does with the row: "kept", "dropped", "flagged (<label>_censored = true)"
+    window: tuple[datetime, datetime] | None = None  # (t + gap, t + gap + horizon)
+    inclusive: bool = False  # window (lo, hi] instead of [lo, hi)
+    observed_until: datetime | None = None  # the label source's observed end (censoring)
+    rows: pl.DataFrame | None = None  # listed label-source rows with `_status`
+    counts: dict[str, int] = field(default_factory=dict)  # rows per status
+    spine_values: list[Any] | None = None  # a label read from a spine column: its values at this instant and key
+    skipped: str | None = None  # why the label is not explained
+
+
 @dataclass
 class Explanation:
     at: datetime  # UTC
@@ -46,6 +79,7 @@ class Explanation:
     training_set: str | None
     features: list[FeatureExplanation]
     skipped: dict[str, str] = field(default_factory=dict)  # feature -> why it is not explained
+    label: LabelExplanation | None = None  # the training set's label, when it has one
 
     def values(self) -> dict[str, Any]:
         return {f.name: f.value for f in self.features}
@@ -135,7 +169,15 @@ def explain_features(
             "no feature can be explained with these keys",
             hint="pass the entity keys the features use, e.g. " + ", ".join(sorted(set(skipped.values()))[:3]),
         )
-    frames = dict(sources) if sources is not None else project.source_frames_for(ok)
+    label_name = defs.training_sets[training_set].label if training_set is not None else None
+    label_spec = defs.labels[label_name] if label_name else None
+    if label_spec is not None and label_spec.spine_column is None:
+        assert label_spec.entity is not None
+        missing_label_keys = [k for k in defs.entities[label_spec.entity].keys if k not in keys]
+    else:
+        missing_label_keys = []
+    with_label = label_spec is not None and label_spec.spine_column is None and not missing_label_keys
+    frames = dict(sources) if sources is not None else project.source_frames_for(ok, labels=[label_spec.name] if with_label and label_spec else ())
     needed = B.feature_closure(defs, ok)
     base = [defs.features[n] for n in needed if not defs.features[n].is_derived]
     entities = {f.entity for f in base if f.entity}
@@ -171,7 +213,93 @@ def explain_features(
         out.append(FeatureExplanation(n, value, feat, listed(rows, cols, limit), counts))
     order = {n: i for i, n in enumerate(names)}
     out.sort(key=lambda f: order.get(f.name, -1))  # dependencies not asked for first, then the order asked
-    return Explanation(t, typed, training_set, out, skipped)
+    lab: LabelExplanation | None = None
+    if label_spec is not None and training_set is not None:
+        if label_spec.spine_column is not None:
+            lab = _spine_label(project, training_set, label_spec, t, keys)
+        elif missing_label_keys:
+            lab = LabelExplanation(label_spec.name, label_spec, skipped=f"needs --key {missing_label_keys[0]}=...")
+        else:
+            lab = _explain_label(project, label_spec, t, keys, typed, frames, limit)
+    return Explanation(t, typed, training_set, out, skipped, lab)
+
+
+def _explain_label(
+    project: Project,
+    label: LabelSpec,
+    t: datetime,
+    keys: Mapping[str, str],
+    typed: Mapping[str, Any],
+    frames: Mapping[str, pl.DataFrame],
+    limit: int | None,
+) -> LabelExplanation:
+    """The label of one spine row: value and censoring from `build_frame` on a one-row spine, and its rows."""
+    defs = project.defs
+    assert label.source is not None and label.entity is not None
+    src = defs.sources[label.source]
+    frame = frames.get(label.source)
+    needed = project.source_columns(label.source, [], [label])
+    if frame is None or any(c not in frame.columns for c in needed):
+        frame = project.source_frames_for([], labels=[label.name])[label.source]
+    ecols = defs.entities[label.entity].keys
+    kv = [typed[c] if c in typed else _cast_key(keys[c], frame.schema[s], c) for c, s in zip(ecols, src.keys[label.entity], strict=True)]
+    spine = pl.DataFrame({TIME_COL: [t], **{c: [v] for c, v in zip(ecols, kv, strict=True)}})
+    # the training set reduced to its label, on this one row, through the builder backfill runs; `censor: flag`
+    # so that a row backfill drops as censored still gives the value and the flag
+    name = "_explain"
+    flagged = dataclasses.replace(label, censor="flag")
+    one = dataclasses.replace(
+        defs,
+        labels={**defs.labels, label.name: flagged},
+        spines={**defs.spines, name: SpineSpec(name=name, path="<explain>", time=TIME_COL, keys={label.entity: tuple(ecols)})},
+        training_sets={**defs.training_sets, name: TrainingSetSpec(name=name, spine=name, features=(), label=label.name)},
+    )
+    built = B.build_frame(one, name, {label.source: frame}, spine, spine_where="--at/--key").frame.row(0, named=True)
+    censored = bool(built[f"{label.name}_censored"])
+    action = "kept" if not censored else "dropped" if label.censor == "drop" else f"flagged ({label.name}_censored = true)"
+    norm = _key_rows(frame, src, label.entity, kv, defs.timezone)
+    rows, counts = explain_label_rows(defs, label, norm, t, kv)
+    cols = [*src.keys[label.entity], *(c for c in (src.event_time, label.column) if c)]
+    if label.where:
+        cols.extend(d for d, _ in referenced_names(parse_expr(label.where)))
+    lo, hi, inclusive = label_window(defs, label, t)
+    observed = label.observed_until or src.observed_until
+    if observed is None:
+        assert src.event_time is not None  # as engine/finish.py censor_mask: the whole source's latest event time
+        ets = to_utc(frame.select(src.event_time), src.event_time, tz=src.timezone or defs.timezone, where=display_path(src.path),
+                     timestamp_format=src.timestamp_format, time_unit=src.time_unit, out="_et")
+        observed = ets.get_column("_et").max()  # type: ignore[assignment]
+    return LabelExplanation(
+        label.name, label, built[label.name], censored, action, (lo, hi), inclusive, observed, listed_label(rows, cols, limit), counts
+    )
+
+
+def _spine_label(project: Project, set_name: str, label: LabelSpec, t: datetime, keys: Mapping[str, str]) -> LabelExplanation:
+    """A label read from a spine column: its value on the spine rows at `t` with these keys, the spine built by
+    `build_frame` as backfill builds it (the training set without its features)."""
+    assert label.spine_column is not None
+    defs = project.defs
+    ts = defs.training_sets[set_name]
+    spec = defs.spines[ts.spine]
+    if spec.kind == "schedule":
+        return LabelExplanation(label.name, label, skipped=f"spine column '{label.spine_column}' of a schedule spine")
+    spine_frame = None
+    frames: dict[str, pl.DataFrame] = {}
+    if spec.path is not None:
+        spine_frame = read_frame(spec.path, spec.columns and [*spec.columns, spec.time or "spine_time"], spec.format, what="spine")
+    else:
+        assert spec.source is not None
+        _, _, cols = project.training_set_inputs(set_name)
+        frames, _ = project.apply_checks({spec.source: project.read_source(spec.source, cols[spec.source])}, full_rows=False)
+    only = dataclasses.replace(ts, features=())
+    result = B.build_frame(defs, only, frames, spine_frame, spine_where=display_path(spec.path) if spec.path else None)
+    built = result.frame
+    if built.height:  # (an empty spine has nothing to match)
+        built = built.filter(pl.col(result.time_column) == pl.lit(t).cast(built.schema[result.time_column]))
+    for c, v in keys.items():
+        if c in built.columns:
+            built = built.filter(key_match(built, [c], [_cast_key(v, built.schema[c], c)]))
+    return LabelExplanation(label.name, label, spine_values=built.get_column(label.name).to_list())
 
 
 def _key_rows(frame: pl.DataFrame, src: SourceSpec, entity: str, values: Sequence[Any], tz: str) -> pl.DataFrame:
@@ -216,13 +344,50 @@ def explanation_json(ex: Explanation) -> dict[str, Any]:
                 }
             )
         feats.append(item)
-    return {
+    out: dict[str, Any] = {
         "at": ex.at.isoformat(),
         "keys": {k: _jsonable(v) for k, v in ex.keys.items()},
         "training_set": ex.training_set,
         "features": feats,
         "skipped": ex.skipped,
     }
+    if ex.label is not None:  # only a training set with a label has the key
+        out["label"] = label_json(ex.label)
+    return out
+
+
+def label_json(lab: LabelExplanation) -> dict[str, Any]:
+    from fpipe.spec.durations import format_duration
+
+    s = lab.spec
+    if s.spine_column is not None:
+        return {"label": lab.name, "spine_column": s.spine_column, "spine_values": [_jsonable(v) for v in lab.spine_values or []],
+                "skipped": lab.skipped}
+    item: dict[str, Any] = {"label": lab.name, "value": _jsonable(lab.value)}
+    if lab.skipped is not None:
+        item["skipped"] = lab.skipped
+        return item
+    assert lab.window is not None and s.horizon is not None
+    item.update(
+        {
+            "source": s.source,
+            "agg": s.agg,
+            "column": s.column,
+            "horizon": format_duration(s.horizon),
+            "gap": format_duration(s.gap),
+            "where": s.where,
+            "expr": s.expr,
+            "window": {"start": lab.window[0].isoformat(), "end": lab.window[1].isoformat(), "closed": "right" if lab.inclusive else "left"},
+            "censored": lab.censored,
+            "censor": s.censor,
+            "backfill": lab.action,
+            "observed_until": _jsonable(lab.observed_until),
+            "note": LABEL_NOTE,
+            "counts": lab.counts,
+            "rows": [{k: _jsonable(v) for k, v in r.items()} for r in lab.rows.iter_rows(named=True)] if lab.rows is not None else [],
+        }
+    )
+    return item
 
 
 def diagnostics_for_skipped(ex: Explanation) -> list[Diagnostic]:

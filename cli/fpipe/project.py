@@ -351,14 +351,16 @@ class Project:
         base = spine.drop([c for c in spine.columns if c in feature_names])
         return B.compute_features(defs, feature_names, base, time_col, keys, sources, where=where)
 
-    def source_frames_for(self, feature_names: Sequence[str]) -> dict[str, pl.DataFrame]:
-        """Read once the sources a set of features needs (reuse across many compute_features calls)."""
+    def source_frames_for(self, feature_names: Sequence[str], labels: Sequence[str] = ()) -> dict[str, pl.DataFrame]:
+        """Read once the sources a set of features (and labels read from a source: `explain`) needs (reuse
+        across many compute_features calls)."""
         needed = B.feature_closure(self.defs, feature_names)
         feats = [self.defs.features[n] for n in needed if not self.defs.features[n].is_derived]
-        names = list(dict.fromkeys(f.source for f in feats if f.source))
-        frames = {n: self.read_source(n, self.source_columns(n, feats, [])) for n in names}
+        labs = [self.defs.labels[n] for n in labels if self.defs.labels[n].source and self.defs.labels[n].spine_column is None]
+        names = list(dict.fromkeys([*(f.source for f in feats if f.source), *(lb.source for lb in labs if lb.source)]))
+        frames = {n: self.read_source(n, self.source_columns(n, feats, labs)) for n in names}
         frames, _ = self.apply_checks(frames, full_rows=False)
-        self._check_types(frames, feats, [])
+        self._check_types(frames, feats, labs)
         return frames
 
     def spine_time_column(self, set_name: str) -> str:

@@ -10,6 +10,9 @@ from fpipe.commands._complete import names_of
 HELP = """Explain feature values: for one entity at one instant, each feature's value and the exact
 source rows behind it -- rows inside the window, the row that won a lookup, and rows that existed but
 were not yet available (with the instant they became visible). Values equal backfill's.
+With --set of a training set that has a label: the label's value (backfill's), whether the row is
+censored and what backfill does with it, and the label source's rows in, before and after the label
+window (event time only: availability does not matter for labels).
 
 Examples:
 

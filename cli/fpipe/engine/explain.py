@@ -16,6 +16,10 @@ source row of that key (after the feature's `where`) gets a `_status`:
 The window and visibility rules are the engine's own (kernels.window_condition); "inside the window
 ignoring availability" evaluates the same condition with `_vis` replaced by `_et`. The value itself is
 not computed here: the caller computes it with the engine on a one-row spine, so it is backfill's value.
+
+A training set's label (`explain_label_rows`): the key's label-source rows against the forward window of
+kernels.label_condition over event time only -- `in label window`, `null (ignored)`, `before label window`,
+`after label window`, `no event time`; availability plays no part (labels are ground truth).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import polars as pl
 from fpipe.engine import kernels as K
 from fpipe.engine.expr import compile_expr
 from fpipe.engine.timecols import UTC_US
-from fpipe.spec.model import Cutoff, Definitions, FeatureSpec
+from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec
 
 STATUS = "_status"
 ORDER = ["won", "won, too old", "in window", "null (ignored)", "candidate", "not yet available", "never visible", "filtered by where", "outside window", "after t"]
@@ -137,3 +141,78 @@ def listed(frame: pl.DataFrame, columns: Sequence[str], limit: int | None) -> pl
         shown = shown.with_columns(pl.int_range(pl.len()).over(STATUS).alias("_i")).filter(pl.col("_i") < limit).drop("_i")
     order = {s: i for i, s in enumerate(ORDER)}
     return shown.with_columns(pl.col(STATUS).replace_strict(order, default=99).alias("_o")).sort(["_o", "_et", "_avail", "_pos"]).drop("_o")
+
+
+# ---------- labels ----------
+# A label is ground truth over event time: availability plays no part. Every source row of the key (after the
+# label's `where`) is placed against the label's forward window (kernels.label_condition, the engine's own):
+LABEL_ORDER = ["in label window", "null (ignored)", "before label window", "after label window", "no event time", "filtered by where"]
+LABEL_LISTED = ("in label window", "null (ignored)", "before label window", "after label window", "no event time")
+
+
+def label_window(defs: Definitions, label: LabelSpec, t: datetime) -> tuple[datetime, datetime, bool]:
+    """(t + gap, t + gap + horizon, inclusive): [lo, hi) for the exclusive cutoff, (lo, hi] for the inclusive one."""
+    assert label.horizon is not None
+    inclusive = defs.label_cutoff(label) is Cutoff.INCLUSIVE
+    return t + label.gap, t + label.gap + label.horizon, inclusive
+
+
+def explain_label_rows(
+    defs: Definitions,
+    label: LabelSpec,
+    normalised: pl.DataFrame,
+    t: datetime,
+    key_values: Sequence[Any],
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The key's label-source rows with a `_status` (`in label window`, `null (ignored)`, `before label window`,
+    `after label window`, `no event time`), sorted by event time then input order; and the count per status
+    (rows removed by the label's `where` counted as `filtered by where`, not listed)."""
+    assert label.source is not None and label.entity is not None and label.horizon is not None
+    source = defs.sources[label.source]
+    rows = normalised.filter(key_match(normalised, list(source.keys[label.entity]), key_values))
+    counts: dict[str, int] = {}
+    if label.where:
+        keep = rows.select(compile_expr(label.where).fill_null(False)).to_series()
+        filtered = int((~keep).sum())
+        if filtered:
+            counts["filtered by where"] = filtered
+        rows = rows.filter(keep)
+    cutoff = defs.label_cutoff(label)
+    inclusive = cutoff is Cutoff.INCLUSIVE
+    tt = pl.lit(t).cast(UTC_US)
+    in_window = K.label_condition(cutoff, label.gap, label.horizon)(tt)
+    lo = tt + pl.lit(label.gap)
+    before = pl.col("_et") <= lo if inclusive else pl.col("_et") < lo
+    skips_nulls = label.column is not None and label.agg != "latest"  # as EntityFeatures.label
+    value_null = pl.col(label.column).is_null() if skips_nulls and label.column else pl.lit(False)
+    status = (
+        pl.when(pl.col("_et").is_null())
+        .then(pl.lit("no event time"))
+        .when(in_window & value_null)
+        .then(pl.lit("null (ignored)"))
+        .when(in_window)
+        .then(pl.lit("in label window"))
+        .when(before)
+        .then(pl.lit("before label window"))
+        .otherwise(pl.lit("after label window"))
+    )
+    frame = rows.with_columns(status.alias(STATUS))
+    for s, n in frame.get_column(STATUS).value_counts().iter_rows():
+        counts[s] = counts.get(s, 0) + int(n)
+    frame = frame.sort(["_et", "_pos"], nulls_last=True)
+    return frame, {s: counts[s] for s in LABEL_ORDER if s in counts}
+
+
+def listed_label(frame: pl.DataFrame, columns: Sequence[str], limit: int | None) -> pl.DataFrame:
+    """The label rows to show, at most `limit` per status: the rows nearest the window for `before` (the
+    latest ones) and `after` (the earliest ones), in event-time order."""
+    cols = [STATUS, "_pos", "_et", *[c for c in columns if c in frame.columns and not c.startswith("_")]]
+    shown = frame.filter(pl.col(STATUS).is_in(list(LABEL_LISTED))).select(list(dict.fromkeys(cols)))
+    shown = shown.sort(["_et", "_pos"], nulls_last=True)
+    if limit is not None and limit > 0:
+        rank = pl.int_range(pl.len()).over(STATUS)
+        from_end = pl.len().over(STATUS) - 1 - rank
+        keep = pl.when(pl.col(STATUS) == "before label window").then(from_end).otherwise(rank) < limit
+        shown = shown.filter(keep)
+    order = {s: i for i, s in enumerate(LABEL_ORDER)}
+    return shown.with_columns(pl.col(STATUS).replace_strict(order, default=99).alias("_o")).sort(["_o", "_et", "_pos"], nulls_last=True).drop("_o")
