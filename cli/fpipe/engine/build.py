@@ -214,7 +214,7 @@ def build_frame(
                 lab = sp.frame.get_column(label.spine_column).alias(label.name)
                 if label.spine_column in sp.columns and label.spine_column == label.name:
                     frame = frame.drop(label.name)
-                cens = pl.Series("_censored", [False] * sp.frame.height)
+                cens = pl.Series("_censored", [False] * sp.frame.height, dtype=pl.Boolean)
             else:
                 assert label.entity and label.source
                 src_norm = normalised[label.source]
@@ -236,7 +236,8 @@ def build_frame(
                 )
                 frame = frame.filter(~cens)
                 stats.rows_censored = censored.height
-    out_cols = [*sp.columns, *ts.features, *label_cols]
+    # a label read from a spine column of its own name is that column, placed where labels go
+    out_cols = [*[c for c in sp.columns if c not in label_cols], *ts.features, *label_cols]
     frame = frame.select(out_cols)
     stats.rows_out = frame.height
     if frame.height and ts.features:
