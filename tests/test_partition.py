@@ -105,7 +105,22 @@ def test_string_hash_is_fnv1a_and_stable() -> None:
 
     expected = [combined(12638214688346347271) % 7, combined(8618312879776256743) % 7, 0]
     assert P.partition_ids(frame, ["a"], 7).to_list() == expected
-    assert P.partition_ids(frame, ["a", "b"], 5).to_list() == P.partition_ids(frame, ["a", "b"], 5).to_list()
+    # a composite key: the parts' hashes folded in order, separated by 0x1f; a null part sends the row to 0
+    def fnv(text: str) -> int:
+        h = 14695981039346656037
+        for byte in text.encode():
+            h = ((h ^ byte) * 1099511628211) % 2**64
+        return h
+
+    def composite(*parts: object) -> int:
+        h = 14695981039346656037
+        for i, part in enumerate(parts):
+            if i:
+                h = ((h ^ 0x1F) * 1099511628211) % 2**64
+            h = ((h ^ fnv(str(part))) * 1099511628211) % 2**64
+        return h
+
+    assert P.partition_ids(frame, ["a", "b"], 5).to_list() == [composite("x", 1) % 5, composite("hello world", 2) % 5, 0]
 
 
 def test_groups_per_entity(project_dir: Path) -> None:
