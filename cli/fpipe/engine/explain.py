@@ -64,14 +64,8 @@ def explain_rows(
     assert feature.source is not None and feature.entity is not None and feature.agg is not None
     source = defs.sources[feature.source]
     key_cols = list(source.keys[feature.entity])
-    rows = normalised.filter(key_match(normalised, key_cols, key_values))
     counts: dict[str, int] = {}
-    if feature.where:
-        keep = rows.select(compile_expr(feature.where).fill_null(False)).to_series()
-        filtered = int((~keep).sum())
-        if filtered:
-            counts["filtered by where"] = filtered
-        rows = rows.filter(keep)
+    rows = _key_rows_where(normalised, key_cols, key_values, feature.where, counts)
     if t is None:  # a spine row without a time sees no rows
         status = pl.lit("after t")
         out = rows.with_columns(status.alias(STATUS))
@@ -122,12 +116,30 @@ def explain_rows(
     return _finish(frame, counts)
 
 
+def _key_rows_where(
+    normalised: pl.DataFrame, key_cols: Sequence[str], key_values: Sequence[Any], where: str | None, counts: dict[str, int]
+) -> pl.DataFrame:
+    """The key's rows that pass `where`; the rows it removes are counted as `filtered by where`."""
+    rows = normalised.filter(key_match(normalised, key_cols, key_values))
+    if where:
+        keep = rows.select(compile_expr(where).fill_null(False)).to_series()
+        filtered = int((~keep).sum())
+        if filtered:
+            counts["filtered by where"] = filtered
+        rows = rows.filter(keep)
+    return rows
+
+
+def _count_statuses(frame: pl.DataFrame, counts: dict[str, int], order: Sequence[str]) -> dict[str, int]:
+    """Add the rows per `_status` to `counts`; return them in `order`."""
+    for status, n in frame.get_column(STATUS).value_counts().iter_rows():
+        counts[status] = counts.get(status, 0) + int(n)
+    return {s: counts[s] for s in order if s in counts}
+
+
 def _finish(frame: pl.DataFrame, counts: dict[str, int]) -> tuple[pl.DataFrame, dict[str, int]]:
     """Count every status; keep (sorted) only the rows worth listing."""
-    vc = frame.get_column(STATUS).value_counts()
-    for status, n in vc.iter_rows():
-        counts[status] = counts.get(status, 0) + int(n)
-    ordered_counts = {s: counts[s] for s in ORDER if s in counts}
+    ordered_counts = _count_statuses(frame, counts, ORDER)
     frame = frame.filter(pl.col(STATUS).is_in(list(LISTED))).sort(["_et", "_avail", "_pos"], nulls_last=True)
     return frame, ordered_counts
 
@@ -169,14 +181,8 @@ def explain_label_rows(
     (rows removed by the label's `where` counted as `filtered by where`, not listed)."""
     assert label.source is not None and label.entity is not None and label.horizon is not None
     source = defs.sources[label.source]
-    rows = normalised.filter(key_match(normalised, list(source.keys[label.entity]), key_values))
     counts: dict[str, int] = {}
-    if label.where:
-        keep = rows.select(compile_expr(label.where).fill_null(False)).to_series()
-        filtered = int((~keep).sum())
-        if filtered:
-            counts["filtered by where"] = filtered
-        rows = rows.filter(keep)
+    rows = _key_rows_where(normalised, source.keys[label.entity], key_values, label.where, counts)
     cutoff = defs.label_cutoff(label)
     inclusive = cutoff is Cutoff.INCLUSIVE
     tt = pl.lit(t).cast(UTC_US)
@@ -197,10 +203,8 @@ def explain_label_rows(
         .otherwise(pl.lit("after label window"))
     )
     frame = rows.with_columns(status.alias(STATUS))
-    for s, n in frame.get_column(STATUS).value_counts().iter_rows():
-        counts[s] = counts.get(s, 0) + int(n)
-    frame = frame.sort(["_et", "_pos"], nulls_last=True)
-    return frame, {s: counts[s] for s in LABEL_ORDER if s in counts}
+    ordered_counts = _count_statuses(frame, counts, LABEL_ORDER)
+    return frame.sort(["_et", "_pos"], nulls_last=True), ordered_counts
 
 
 def listed_label(frame: pl.DataFrame, columns: Sequence[str], limit: int | None) -> pl.DataFrame:
