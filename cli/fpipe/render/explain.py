@@ -35,11 +35,12 @@ def rule_text(f: FeatureExplanation) -> str:
         text += f", window {format_duration(s.window)}"
     if s.ttl:
         text += f", ttl {format_duration(s.ttl)}"
-    if s.where:
-        text += f", where {s.where}"
-    if s.default is not None:
-        text += f", default {s.default}"
-    return text
+    return text + _where_default(s.where, s.default)
+
+
+def _where_default(where: str | None, default: Any) -> str:
+    """The `where` and `default` part of a feature's or label's rule."""
+    return (f", where {where}" if where else "") + (f", default {default}" if default is not None else "")
 
 
 def render_explanation(ex: Explanation, *, no_color: bool = False, rows: bool = True) -> None:
@@ -92,10 +93,7 @@ def label_rule_text(lab: LabelExplanation) -> str:
     text = f"{s.agg}({s.column or '*'}) of {s.source}, horizon {format_duration(s.horizon)}"
     if s.gap:
         text += f", gap {format_duration(s.gap)}"
-    if s.where:
-        text += f", where {s.where}"
-    if s.default is not None:
-        text += f", default {s.default}"
+    text += _where_default(s.where, s.default)
     if s.expr:
         text += f", then {s.expr}"
     return text + f", censor: {s.censor}"
