@@ -6,15 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fpipe.render.model_summary import fmt_metric
+
 LOWER_IS_BETTER = {"logloss", "brier", "rmse", "mae"}
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
 
 
 def _engine_line(meta: Mapping[str, Any]) -> str:
@@ -57,7 +51,7 @@ def render_model_card(meta: Mapping[str, Any], plots: Sequence[str] = ()) -> str
     lines += ["## Test metrics (later time period, never seen in training)", "", "| metric | model | baseline |", "|---|---|---|"]
     for k, v in m["test"].items():
         arrow = " (lower is better)" if k in LOWER_IS_BETTER else ""
-        lines.append(f"| {k}{arrow} | {_fmt(v)} | {_fmt(m['baseline'].get(k))} |")
+        lines.append(f"| {k}{arrow} | {fmt_metric(v)} | {fmt_metric(m['baseline'].get(k))} |")
     lines += ["", f"Baseline: {m['baseline_description']}.", ""]
     if m["gates"]:
         lines += ["Gates: " + ", ".join(f"`{k}: {v}`" for k, v in m["gates"].items()), ""]
@@ -79,7 +73,7 @@ def render_model_card(meta: Mapping[str, Any], plots: Sequence[str] = ()) -> str
                 lines.append(f"| {f['fold']} | | | | skipped: {f['skipped']} | | |")
                 continue
             t = f["ranges"]["test"]
-            lines.append(f"| {f['fold']} | {t['start']} | {t['end']} | {t['rows']} | {f['metric']} | {_fmt(f['model'])} | {_fmt(f['baseline'])} |")
+            lines.append(f"| {f['fold']} | {t['start']} | {t['end']} | {t['rows']} | {f['metric']} | {fmt_metric(f['model'])} | {fmt_metric(f['baseline'])} |")
         lines.append("")
 
     if m.get("calibration"):
@@ -95,7 +89,7 @@ def render_model_card(meta: Mapping[str, Any], plots: Sequence[str] = ()) -> str
         shown = "" if cats is None else (", ".join(cats[:6]) + (f" (+{len(cats) - 6})" if len(cats) > 6 else ""))
         alone = meta["single_feature"].get(f["name"])
         lines.append(
-            f"| {i} | `{f['name']}` | {f['dtype']} | {meta['importance'].get(f['name'], 0):.1%} | {_fmt(alone)} | {shown} |"
+            f"| {i} | `{f['name']}` | {f['dtype']} | {meta['importance'].get(f['name'], 0):.1%} | {fmt_metric(alone)} | {shown} |"
         )
     lines += ["", "`alone`: the feature used alone (direction-free AUC, or |rank correlation| for regression).", ""]
 

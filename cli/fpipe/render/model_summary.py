@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _f(v: Any) -> str:
+def fmt_metric(v: Any) -> str:
+    """A metric value: 4 decimals, `n/a` for none (also used by model_card.py)."""
     if v is None:
         return "n/a"
     if isinstance(v, float):
@@ -29,7 +30,7 @@ def format_train_summary(meta: Mapping[str, Any], path: str) -> str:
         f"  {'metric':<10} {'model':>9} {'baseline':>9}",
     ]
     for k, v in m["test"].items():
-        lines.append(f"  {k:<10} {_f(v):>9} {_f(m['baseline'].get(k)):>9}")
+        lines.append(f"  {k:<10} {fmt_metric(v):>9} {fmt_metric(m['baseline'].get(k)):>9}")
     for f in meta.get("folds", []):
         if "skipped" in f:
             lines.append(f"  fold {f['fold']}: skipped ({f['skipped']})")
@@ -37,7 +38,7 @@ def format_train_summary(meta: Mapping[str, Any], path: str) -> str:
         t = f["ranges"]["test"]
         lines.append(
             f"  fold {f['fold']}: test {t['start']} .. {t['end']} ({t['rows']} rows) "
-            f"{f['metric']} {_f(f['model'])} vs baseline {_f(f['baseline'])}"
+            f"{f['metric']} {fmt_metric(f['model'])} vs baseline {fmt_metric(f['baseline'])}"
         )
     verdict = "beats the baseline" if m["beats_baseline"] else "does NOT beat the baseline"
     gates = f"; gates missed: {', '.join(m['gate_failures'])}" if m["gate_failures"] else (
@@ -58,7 +59,7 @@ def format_models_list(rows: Sequence[Mapping[str, Any]]) -> str:
             continue
         lines.append(
             f"{r['model']:<24} {r['version']:<8} {'*' if r['current'] else '':<8} {str(r['created_at']):<21} "
-            f"{str(r['primary_metric']):<8} {_f(r['test']):>8} {_f(r['baseline']):>9} {'yes' if r['passed'] else 'no':<6}"
+            f"{str(r['primary_metric']):<8} {fmt_metric(r['test']):>8} {fmt_metric(r['baseline']):>9} {'yes' if r['passed'] else 'no':<6}"
         )
     return "\n".join(line.rstrip() for line in lines)
 
@@ -73,7 +74,7 @@ def format_compare(result: Mapping[str, Any]) -> str:
         f"  {'metric':<10} {cand['version']:>9} {curr['version']:>9}",
     ]
     for k in cand["metrics"]:
-        lines.append(f"  {k:<10} {_f(cand['metrics'][k]):>9} {_f(curr['metrics'][k]):>9}")
+        lines.append(f"  {k:<10} {fmt_metric(cand['metrics'][k]):>9} {fmt_metric(curr['metrics'][k]):>9}")
     verdict = "WORSE than" if result["candidate_worse"] else "not worse than"
     lines.append(f"  candidate is {verdict} current on {metric} (tolerance {result['tolerance']:g})")
     return "\n".join(lines)
