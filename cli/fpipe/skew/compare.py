@@ -89,7 +89,8 @@ def match_expr(s: pl.Expr, o: pl.Expr, kind: str, atol: float, rtol: float) -> p
     )
 
 
-def _missing(e: pl.Expr, kind: str) -> pl.Expr:
+def is_missing(e: pl.Expr, kind: str) -> pl.Expr:
+    """Null, or NaN for numeric features: a value missing on its side."""
     if kind == "numeric":
         return e.is_null() | e.is_nan().fill_null(False)
     return e.is_null()
@@ -296,8 +297,8 @@ def _row_metrics(j: Joined, cov: pl.DataFrame, worst_n: int) -> dict[str, RowMet
         s, o, m, kind = pl.col(served_col(f)), pl.col(offline_col(f)), pl.col(match_col(f)), j.kinds[f]
         exprs += [
             m.sum().alias(f"{f}|matches"),
-            (_missing(s, kind) & ~_missing(o, kind)).sum().alias(f"{f}|s_null"),
-            (_missing(o, kind) & ~_missing(s, kind)).sum().alias(f"{f}|o_null"),
+            (is_missing(s, kind) & ~is_missing(o, kind)).sum().alias(f"{f}|s_null"),
+            (is_missing(o, kind) & ~is_missing(s, kind)).sum().alias(f"{f}|o_null"),
         ]
         if kind == "numeric":
             both = s.is_finite() & o.is_finite()

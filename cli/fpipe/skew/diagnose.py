@@ -33,7 +33,7 @@ from typing import Any
 
 import polars as pl
 
-from fpipe.skew.compare import COVERED, Joined, match_col, match_expr, offline_col, served_col
+from fpipe.skew.compare import Joined, is_missing, match_col, match_expr, offline_col, served_col
 from fpipe.skew.report import FAIL, WARN, Candidate, Diagnosis, SkewReport
 from fpipe.spec.durations import format_duration
 
@@ -171,7 +171,7 @@ def _add_stale_columns(
 def _draw_sample(
     j: Joined, features: Sequence[str], max_rows: int, seed: int, origins: Mapping[str, FeatureOrigin]
 ) -> _Sample:
-    cov = j.frame.filter(pl.col(COVERED))
+    cov = j.covered
     keep = [c for c in cov.columns if not c.startswith(("_s_", "_o_", "_m_"))]
     keep += [c for f in features for c in (served_col(f), offline_col(f), match_col(f))]
     cov = _add_stale_columns(cov.select(keep), j, features, origins)
@@ -205,9 +205,7 @@ def _transform_candidates(j: Joined, f: str, smp: _Sample, before: float, origin
     out: list[Candidate] = []
 
     def add(cause: str, desc: str, match: pl.Expr, params: dict[str, Any]) -> None:
-        rate = smp.rate(match)
-        explained = (rate - before) / (1 - before) if before < 1 else 0.0
-        out.append(Candidate(cause, desc, rate, explained, params))
+        out.append(_cand(cause, desc, smp.rate(match), before, params))
 
     bad = fr.filter(~m)
     if bad.height == 0:
@@ -233,8 +231,7 @@ def _transform_candidates(j: Joined, f: str, smp: _Sample, before: float, origin
                     out.append(Candidate("cutoff_boundary", "an inclusive boundary that counts the scored event "
                                          "itself (served = offline + 1)", rate, out[-1].explained,
                                          {"cutoff": "inclusive", "counts_scored_event": True}))
-    o_missing = o.is_null() | (o.is_nan().fill_null(False) if kind == "numeric" else pl.lit(False))
-    s_missing = s.is_null() | (s.is_nan().fill_null(False) if kind == "numeric" else pl.lit(False))
+    o_missing, s_missing = is_missing(o, kind), is_missing(s, kind)
     filled = bad.filter(o_missing & ~s_missing)
     if filled.height:
         c_val = filled.get_column(served_col(f)).mode().sort()[0]
