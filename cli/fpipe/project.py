@@ -171,12 +171,11 @@ class Project:
         src = defs.sources[lab.source]
         if src.observed_until is not None:
             return defs
-        from fpipe.engine.timecols import to_utc
+        from fpipe.engine.timecols import source_time_to_utc
 
         assert src.event_time is not None
         full = self.read_source(lab.source, [src.event_time])
-        full = to_utc(full, src.event_time, tz=src.timezone or defs.timezone, where=display_path(src.path),
-                      timestamp_format=src.timestamp_format, time_unit=src.time_unit, out="_et")
+        full = source_time_to_utc(full, src, src.event_time, project_tz=defs.timezone, where=display_path(src.path), out="_et")
         max_et = full.get_column("_et").max()
         if max_et is None:
             return defs

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from fpipe.engine.timecols import to_utc
+from fpipe.engine.timecols import source_time_to_utc
 from fpipe.errors import Diagnostic
 from fpipe.spec.model import CheckSpec, SourceSpec
 
@@ -205,15 +205,8 @@ def _timestamp_rules(r: _Rules, source: SourceSpec, project_tz: str) -> None:
     for col in (source.event_time, source.available_time):
         if col is None or col not in r.frame.columns or r.frame.schema[col] != pl.String:
             continue
-        parsed = to_utc(
-            r.frame.select(col),
-            col,
-            tz=source.timezone or project_tz,
-            where=r.where,
-            timestamp_format=source.timestamp_format,
-            time_unit=source.time_unit,
-            out="_parsed",
-            strict=False,
+        parsed = source_time_to_utc(
+            r.frame.select(col), source, col, project_tz=project_tz, where=r.where, out="_parsed", strict=False
         ).get_column("_parsed")
         unparseable = r.frame.get_column(col).is_not_null() & parsed.is_null()
         if unparseable.any():
@@ -276,9 +269,8 @@ def null_unparseable(frame: pl.DataFrame, source: SourceSpec, project_tz: str) -
     for col in (source.event_time, source.available_time):
         if col is None or col not in frame.columns or frame.schema[col] != pl.String:
             continue
-        parsed = to_utc(
-            frame.select(col), col, tz=source.timezone or project_tz, where=source.path,
-            timestamp_format=source.timestamp_format, time_unit=source.time_unit, out="_parsed", strict=False,
+        parsed = source_time_to_utc(
+            frame.select(col), source, col, project_tz=project_tz, where=source.path, out="_parsed", strict=False
         ).get_column("_parsed")
         out = out.with_columns(pl.when(parsed.is_null()).then(None).otherwise(pl.col(col)).alias(col))
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from fpipe.errors import DataError, Diagnostic
+from fpipe.spec.model import SourceSpec
 
 UTC_US = pl.Datetime("us", "UTC")
 _OFFSET_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -94,6 +95,23 @@ def to_utc(
             f"has a local time that does not exist in {tz}: {str(exc).splitlines()[0]}",
             "store UTC or aware timestamps, or set the right `timezone:` on the source",
         ) from None
+
+
+def source_time_to_utc(
+    frame: pl.DataFrame, source: SourceSpec, column: str, *, project_tz: str, where: str, out: str, strict: bool = True
+) -> pl.DataFrame:
+    """`to_utc` of one of `source`'s time columns, read as the source declares them: its timezone (else the
+    project's), `timestamp_format` and `time_unit`."""
+    return to_utc(
+        frame,
+        column,
+        tz=source.timezone or project_tz,
+        where=where,
+        timestamp_format=source.timestamp_format,
+        time_unit=source.time_unit,
+        out=out,
+        strict=strict,
+    )
 
 
 def _parse_strings(

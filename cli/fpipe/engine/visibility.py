@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from fpipe.engine.timecols import UTC_US, to_utc
+from fpipe.engine.timecols import UTC_US, source_time_to_utc
 from fpipe.errors import display_path
 from fpipe.spec.model import Cutoff, SourceSpec
 
@@ -44,7 +44,6 @@ def normalise_source(
     frame: pl.DataFrame, source: SourceSpec, project_tz: str, where: str | None = None
 ) -> tuple[pl.DataFrame, SourceStats]:
     where = where or display_path(source.path)
-    tz = source.timezone or project_tz
     stats = SourceStats(rows=frame.height)
     frame = frame.with_row_index("_pos")
     # NaN in a numeric column is read as null (counted)
@@ -57,25 +56,9 @@ def normalise_source(
     if source.event_time is None:
         frame = frame.with_columns(pl.lit(STATIC_EPOCH).cast(UTC_US).alias("_et"))
     else:
-        frame = to_utc(
-            frame,
-            source.event_time,
-            tz=tz,
-            where=where,
-            timestamp_format=source.timestamp_format,
-            time_unit=source.time_unit,
-            out="_et",
-        )
+        frame = source_time_to_utc(frame, source, source.event_time, project_tz=project_tz, where=where, out="_et")
     if source.available_time is not None:
-        frame = to_utc(
-            frame,
-            source.available_time,
-            tz=tz,
-            where=where,
-            timestamp_format=source.timestamp_format,
-            time_unit=source.time_unit,
-            out="_avail",
-        )
+        frame = source_time_to_utc(frame, source, source.available_time, project_tz=project_tz, where=where, out="_avail")
         if source.lag:  # a lag on top of an availability column (e.g. a skew diagnosis sweeping lags)
             frame = frame.with_columns(pl.col("_avail") + pl.lit(source.lag))
     else:
