@@ -66,6 +66,12 @@ def feature_kind(served: pl.DataType, offline: pl.DataType) -> str:
     return "other"
 
 
+def category_counts(s: pl.Series) -> tuple[list[str], np.ndarray]:
+    """The non-null values of a categorical column as text, and their counts, most frequent first."""
+    vc = s.drop_nulls().cast(pl.String).value_counts(sort=True, name="_n")
+    return [str(v) for v in vc.to_series(0).to_list()], vc.get_column("_n").to_numpy()
+
+
 def _as_float(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if dtype.is_temporal():
         return expr.to_physical().cast(pl.Float64)
@@ -399,14 +405,7 @@ def _distribution(cov: pl.DataFrame, f: str, kind: str) -> tuple[DistributionMet
         dm.wasserstein_over_std, dm.js_distance = nd.wasserstein_over_std, nd.js_distance
         floors["psi"] = nd.psi_floor
     elif kind == "categorical":
-        xc = o.drop_nulls().value_counts(sort=True, name="_n")
-        yc = s.drop_nulls().value_counts(sort=True, name="_n")
-        cd = stats.compare_categorical(
-            [str(v) for v in xc.to_series(0).to_list()],
-            xc.get_column("_n").to_numpy(),
-            [str(v) for v in yc.to_series(0).to_list()],
-            yc.get_column("_n").to_numpy(),
-        )
+        cd = stats.compare_categorical(*category_counts(o), *category_counts(s))
         dm.psi, dm.psi_bins, dm.js_distance = cd.psi, cd.psi_bins, cd.js_distance
         dm.category_share_change, dm.category, dm.unseen_share = cd.share_change, cd.share_change_category, cd.unseen_share
         floors["psi"] = cd.psi_floor

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from fpipe.skew import stats
+from fpipe.skew.compare import category_counts, feature_kind
 from fpipe.spec.model import Thresholds
 
 OK, WARN, DRIFT, REFERENCE, EMPTY, FEW = "ok", "warn", "drift", "reference", "empty", "few rows"
@@ -108,14 +109,6 @@ class DriftReport:
         }
 
 
-def feature_kind(dtype: pl.DataType) -> str:
-    if dtype.is_numeric() or dtype.is_temporal() or dtype == pl.Null:
-        return "numeric"
-    if dtype in (pl.String, pl.Boolean) or isinstance(dtype, pl.Categorical | pl.Enum):
-        return "categorical"
-    return "other"
-
-
 def _numbers(s: pl.Series) -> np.ndarray:
     if s.dtype.is_temporal():
         s = s.to_physical()
@@ -128,11 +121,6 @@ def _missing(s: pl.Series, kind: str) -> int:
     if kind == "numeric" and s.dtype in (pl.Float32, pl.Float64):
         n += int(s.is_nan().fill_null(False).sum())
     return n
-
-
-def _counts(s: pl.Series) -> tuple[list[str], np.ndarray]:
-    vc = s.drop_nulls().cast(pl.String).value_counts(sort=True, name="_n")
-    return [str(v) for v in vc.to_series(0).to_list()], vc.get_column("_n").to_numpy()
 
 
 def _utc(d: datetime) -> datetime:
@@ -185,7 +173,7 @@ def compute_drift(
     parts = {b: g for (b,), g in timed.partition_by(BUCKET, as_dict=True, maintain_order=True).items()} if timed.height else {}
     out = []
     for f in features:
-        kind = feature_kind(frame.schema[f])
+        kind = feature_kind(frame.schema[f], frame.schema[f])
         out.append(_feature_drift(f, kind, ref.get_column(f), parts, starts, th, ref_range if reference is not None else None, min_rows))
     return DriftReport(training_set, time_col, every, ref_range, starts, rows_without_time, th, out)
 
@@ -198,7 +186,7 @@ def _feature_drift(
     ref_null = _missing(ref, kind)
     ref_rate = ref_null / n_ref if n_ref else 0.0
     x = _numbers(ref) if kind == "numeric" else None
-    xc = _counts(ref) if kind == "categorical" else None
+    xc = category_counts(ref) if kind == "categorical" else None
     buckets: list[BucketDrift] = []
     for i, b in enumerate(starts):
         g = parts.get(b)
@@ -212,7 +200,7 @@ def _feature_drift(
         if explicit_ref is None and i == 0:
             bd.status = REFERENCE
             if kind == "categorical":
-                vals, counts = _counts(s)
+                vals, counts = category_counts(s)
                 bd.shares = _top_shares(vals, counts)
             buckets.append(bd)
             continue
@@ -223,7 +211,7 @@ def _feature_drift(
             bd.psi, bd.psi_floor = _num(nd.psi), nd.psi_floor
             levels.append(_level("PSI", bd.psi, nd.psi_floor, th.psi_warn, th.psi_fail, bd.reasons))
         elif kind == "categorical" and xc is not None:
-            vals, counts = _counts(s)
+            vals, counts = category_counts(s)
             cd = stats.compare_categorical(xc[0], xc[1], vals, counts)
             bd.psi, bd.psi_floor = _num(cd.psi), cd.psi_floor
             bd.share_change, bd.share_change_category, bd.share_change_floor = _num(cd.share_change), cd.share_change_category, cd.share_change_floor
