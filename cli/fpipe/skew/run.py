@@ -66,23 +66,18 @@ def thresholds_for(defs: Definitions, features: Sequence[str], cli: Mapping[str,
     return {f: dataclasses.replace(defs.skew.for_feature(f), **cli) if cli else defs.skew.for_feature(f) for f in features}
 
 
-def _key_dtypes(project: Project, frames: Mapping[str, pl.DataFrame]) -> Any:
-    defs = project.defs
-
-    def lookup(features: list[str]) -> dict[str, dict[str, pl.DataType]]:
-        out: dict[str, dict[str, pl.DataType]] = {}
-        for name, src in defs.sources.items():
-            if name not in frames:
+def _key_dtypes(defs: Definitions, frames: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, pl.DataType]]:
+    """Entity -> key column (the entity's name for it) -> dtype, from the first source frame keyed by it."""
+    out: dict[str, dict[str, pl.DataType]] = {}
+    for name, src in defs.sources.items():
+        if name not in frames:
+            continue
+        for ent, cols in src.keys.items():
+            if ent not in defs.entities or ent in out:
                 continue
-            for ent, cols in src.keys.items():
-                if ent not in defs.entities or ent in out:
-                    continue
-                served_cols = defs.entities[ent].keys
-                schema = frames[name].schema
-                out[ent] = {sc: schema[c] for sc, c in zip(served_cols, cols, strict=False) if c in schema}
-        return out
-
-    return lookup
+            schema = frames[name].schema
+            out[ent] = {sc: schema[c] for sc, c in zip(defs.entities[ent].keys, cols, strict=False) if c in schema}
+    return out
 
 
 def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Joined, ServedLog]:
@@ -90,9 +85,8 @@ def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Jo
     holder: dict[str, dict[str, pl.DataFrame]] = {}
 
     def key_dtypes(features: list[str]) -> dict[str, dict[str, pl.DataType]]:
-        holder["frames"] = project.source_frames_for(features)
-        out: dict[str, dict[str, pl.DataType]] = _key_dtypes(project, holder["frames"])(features)
-        return out
+        holder["frames"] = project.source_frames_for(features)  # read once, reused for the offline values
+        return _key_dtypes(defs, holder["frames"])
 
     log = load_served_log(
         defs, opts.set_name, opts.served, time_col=opts.time_col, row_id=opts.row_id, ignore=opts.ignore,
