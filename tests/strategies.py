@@ -495,3 +495,29 @@ def invisible_at(r: Mapping[str, Any], t: datetime, inclusive: bool, src: Source
     if et is None or av is None:
         return True
     return max(et, av) > t if inclusive else max(et, av) >= t
+
+
+def mutate_invisible(
+    sources: Mapping[str, Sequence[dict[str, Any]]], me: Mapping[str, Any], t: datetime, defs: Definitions, data: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """The sources with what the row for t (keys `me`) must not see: each row invisible at t kept, dropped or
+    moved to `me` with new values (drawn from `data`), plus a row at the earliest instant no feature may see
+    and, where the source has an available time, one that happened before t but became available only then."""
+    inclusive = any_inclusive(defs)
+    late = t + mins(1) if inclusive else t
+    mutated: dict[str, list[dict[str, Any]]] = {}
+    for name, rows in sources.items():
+        out = []
+        for r in rows:
+            if invisible_at(r, t, inclusive, defs.sources[name]):
+                op = data.draw(st.sampled_from(["keep", "drop", "change"]))
+                if op == "drop":
+                    continue
+                if op == "change":
+                    r = {**r, **me, "x": 99.0, "n": 99, "s": "a"}
+            out.append(r)
+        out.append({**me, "ts": late, "avail": late, "x": 5.0, "n": 5, "s": "a"})
+        if defs.sources[name].available_time is not None:
+            out.append({**me, "ts": t - mins(3), "avail": late, "x": 6.0, "n": 6, "s": "a"})
+        mutated[name] = out
+    return mutated
