@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from fpipe.skew.compare import change_point, compare_served, compare_served_joined, mismatched_rows
+from fpipe.skew.compare import change_point, compare_served, mismatched_rows
 from fpipe.skew.report import gate_status
 from fpipe.spec.model import Thresholds
 
@@ -29,7 +29,7 @@ def frames(served_x: list[object], offline_x: list[object], *, dtype: pl.DataTyp
 
 def run(served: pl.DataFrame, offline: pl.DataFrame, th: Thresholds | None = None, features: list[str] | None = None):
     return compare_served(served, offline, features or ["x"], th or Thresholds(), keys=["user_id"],
-                          time_col="served_at", row_id="request_id")
+                          time_col="served_at", row_id="request_id")[0]
 
 
 def test_tolerance_nan_and_null_rules() -> None:
@@ -122,7 +122,7 @@ def test_per_feature_thresholds_and_fail_on_warn() -> None:
     th = Thresholds()
     report = run(served, offline, th)
     assert report.feature("x").status == "warn" and report.exit_code == 0  # 0.5% > 0.1% warn, < 1% fail
-    report = compare_served(served, offline, ["x"], th, keys=["user_id"], time_col="served_at", fail_on="warn")
+    report, _ = compare_served(served, offline, ["x"], th, keys=["user_id"], time_col="served_at", fail_on="warn")
     assert report.exit_code == 1
     loose = Thresholds(mismatch_warn=0.01, mismatch_fail=0.02)
     assert run(served, offline, loose).feature("x").status == "pass"
@@ -151,7 +151,7 @@ def test_mismatched_rows_frame() -> None:
     served, offline = frames([1.0, 2.0, 3.0], [1.0, 2.5, 3.0])
     served = served.with_columns(pl.Series("y", ["a", "b", "c"]))
     offline = offline.with_columns(pl.Series("y", ["a", "b", "z"]))
-    _, j = compare_served_joined(served, offline, ["x", "y"], Thresholds(), keys=["user_id"], time_col="served_at",
+    _, j = compare_served(served, offline, ["x", "y"], Thresholds(), keys=["user_id"], time_col="served_at",
                                  row_id="request_id")
     bad = mismatched_rows(j)
     assert bad["request_id"].to_list() == [1, 2]
@@ -186,7 +186,7 @@ def test_a_million_rows_stay_fast() -> None:
     })
     offline = served.with_columns(pl.col("f0") * 100)
     t = time.perf_counter()
-    report = compare_served(served, offline, [f"f{i}" for i in range(4)], Thresholds(), keys=["user_id"],
+    report, _ = compare_served(served, offline, [f"f{i}" for i in range(4)], Thresholds(), keys=["user_id"],
                             time_col="served_at", row_id="request_id")
     assert time.perf_counter() - t < 20
     assert report.feature("f0").status == "fail" and report.feature("f1").status == "pass"

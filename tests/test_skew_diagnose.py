@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fpipe.skew.compare import compare_served_joined
+from fpipe.skew.compare import compare_served
 from fpipe.skew.diagnose import FeatureOrigin, Overrides, diagnose
 from fpipe.spec.model import Thresholds
 
@@ -86,7 +86,7 @@ def _run(world: World, served_values: dict[str, np.ndarray]):
     offline = world.frame(truth)
     served = world.frame(served_values)
     feats = list(served_values)
-    report, j = compare_served_joined(served, offline, feats, Thresholds(), keys=["user_id"], time_col="served_at",
+    report, j = compare_served(served, offline, feats, Thresholds(), keys=["user_id"], time_col="served_at",
                                       row_id="request_id")
     origins = {f: FeatureOrigin(sources=("tx",), cutoff="exclusive") for f in feats}
     diagnose(j, report, world.recompute, origins, lag_grid=[timedelta(seconds=s) for s in (5, 15, 30, 60, 120)],

@@ -1,7 +1,7 @@
 """Benchmark of the skew comparison core: `python -m fpipe.skew.bench --rows 1000000 --features 20`.
 
 Synthetic served/offline frames (a quarter of the features faulty: scale, offset, nulls as 0, noise),
-then `compare_served_joined` and the transform-only diagnosis (no engine). Prints one JSON line.
+then `compare_served` and the transform-only diagnosis (no engine). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def run_bench(rows: int, features: int, seed: int = 0) -> dict[str, float | int]
     import numpy as np
     import polars as pl
 
-    from fpipe.skew.compare import compare_served_joined
+    from fpipe.skew.compare import compare_served
     from fpipe.skew.diagnose import diagnose
     from fpipe.spec.model import Thresholds
 
@@ -46,7 +46,7 @@ def run_bench(rows: int, features: int, seed: int = 0) -> dict[str, float | int]
     offline = base.with_columns([pl.Series(k, v).fill_nan(None) for k, v in off_cols.items()])
     served = base.with_columns([pl.Series(k, v).fill_nan(None) for k, v in srv_cols.items()])
     t = time.perf_counter()
-    report, joined = compare_served_joined(
+    report, joined = compare_served(
         served, offline, names, Thresholds(), keys=["user_id"], time_col="served_at", row_id="request_id"
     )
     t_compare = time.perf_counter() - t

@@ -525,30 +525,9 @@ def compare_served(
     worst_rows: int = 5,
     training_set: str | None = None,
     served_file: str | None = None,
-) -> SkewReport:
-    """Row-level and distribution comparison of served values with offline values (no diagnosis)."""
-    report, _ = compare_served_joined(
-        served, offline, features, thresholds, keys=keys, time_col=time_col, row_id=row_id, fail_on=fail_on,
-        worst_rows=worst_rows, training_set=training_set, served_file=served_file,
-    )
-    return report
-
-
-def compare_served_joined(
-    served: pl.DataFrame,
-    offline: pl.DataFrame,
-    features: Sequence[str],
-    thresholds: Thresholds | Mapping[str, Thresholds],
-    *,
-    keys: Sequence[str],
-    time_col: str,
-    row_id: str | None = None,
-    fail_on: str = "fail",
-    worst_rows: int = 5,
-    training_set: str | None = None,
-    served_file: str | None = None,
 ) -> tuple[SkewReport, Joined]:
-    """As `compare_served`, also returning the joined rows (for diagnosis and --samples-out)."""
+    """Row-level and distribution comparison of served values with offline values (no diagnosis); also
+    returns the joined rows (for diagnosis, plots and --samples-out)."""
     j, off_dups = join_served(
         served, offline, features, thresholds, keys=keys, time_col=time_col, row_id=row_id, served_file=served_file
     )

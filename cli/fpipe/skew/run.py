@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from fpipe.skew.compare import ROW, Joined, compare_served_joined
+from fpipe.skew.compare import ROW, Joined, compare_served
 from fpipe.skew.diagnose import FeatureOrigin, Overrides, diagnose
 from fpipe.skew.plots import attach_plots
 from fpipe.skew.report import SkewReport
@@ -122,7 +122,7 @@ def run_skew_report(project: Project, opts: SkewOptions) -> tuple[SkewReport, Jo
     offline = compute(served.select(spine_cols), log.features, Overrides())
     offline = offline.with_columns(served.get_column(ROW))  # one row per spine row, in spine order
     ths = thresholds_for(defs, log.features, opts.thresholds)
-    report, joined = compare_served_joined(
+    report, joined = compare_served(
         served, offline, log.features, ths, keys=log.key_columns, time_col=log.time_col, row_id=log.row_id,
         fail_on=opts.fail_on, worst_rows=opts.worst_rows, training_set=log.training_set, served_file=log.path,
     )
