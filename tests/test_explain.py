@@ -59,6 +59,7 @@ def _check_rows(project: Project, set_name: str, frame: pl.DataFrame, key_cols: 
     assert label is not None
     spec = project.defs.labels[label]
     frames = project.source_frames_for(feats, labels=[label])
+    compared, listed = 0, 0  # feature values compared with backfill's; features whose listed rows were re-aggregated
     for i in rng.sample(range(frame.height), n):
         row = frame.row(i, named=True)
         keys = {k: str(row[k]) for k in key_cols if row[k] is not None}
@@ -68,12 +69,14 @@ def _check_rows(project: Project, set_name: str, frame: pl.DataFrame, key_cols: 
             if f in ex.skipped:
                 continue
             assert _same(values[f], row[f]), (set_name, i, f, values[f], row[f])
+            compared += 1
         # the rows listed are the rows behind the value
         for fe in ex.features:
             s = fe.spec
             if fe.rows is None or s.agg not in ("count", "sum"):
                 continue
             used = fe.rows.filter(pl.col("_status") == "in window")
+            listed += 1
             if s.agg == "count" and s.column is None:
                 assert used.height == fe.value, (fe.name, i)
             if s.agg == "sum" and s.column is not None:
@@ -89,6 +92,10 @@ def _check_rows(project: Project, set_name: str, frame: pl.DataFrame, key_cols: 
         raw = in_window.select(agg)
         recomputed = raw.select(compile_expr(spec.expr)).item() if spec.expr else raw.item()
         assert _same(recomputed, lab.value), (set_name, i, recomputed, lab.value)
+    # most features of most rows were compared (a row with a null key skips that entity's features), and some
+    # features' listed rows were checked: the loops above did not pass by skipping everything
+    assert compared >= n * len(feats) // 2, (set_name, compared, n * len(feats))
+    assert listed > 0, set_name
 
 
 def test_explain_equals_backfill_on_random_fraud_rows(project: Project, fraud: pl.DataFrame) -> None:
