@@ -30,7 +30,7 @@ from fpipe.engine.explain import (
     listed,
     listed_label,
 )
-from fpipe.engine.timecols import to_utc
+from fpipe.engine.timecols import source_time_to_utc, to_utc
 from fpipe.engine.visibility import normalise_source
 from fpipe.errors import Diagnostic, UsageError
 from fpipe.io.sources import display_path, read_frame
@@ -266,8 +266,8 @@ def _explain_label(
     observed = label.observed_until or src.observed_until
     if observed is None:
         assert src.event_time is not None  # as engine/finish.py censor_mask: the whole source's latest event time
-        ets = to_utc(frame.select(src.event_time), src.event_time, tz=src.timezone or defs.timezone, where=display_path(src.path),
-                     timestamp_format=src.timestamp_format, time_unit=src.time_unit, out="_et")
+        ets = source_time_to_utc(frame.select(src.event_time), src, src.event_time, project_tz=defs.timezone,
+                                 where=display_path(src.path), out="_et")
         observed = ets.get_column("_et").max()  # type: ignore[assignment]
     return LabelExplanation(
         label.name, label, built[label.name], censored, action, (lo, hi), inclusive, observed, listed_label(rows, cols, limit), counts
