@@ -3,7 +3,6 @@ bytes as the local engine."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,22 +11,11 @@ from typer.testing import CliRunner
 from fpipe.app import app
 from fpipe.errors import UsageError
 
-distributed = pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
+pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
 
 pytestmark = pytest.mark.slow
 
 from tests.test_partition import project_dir  # noqa: E402,F401  (the multi-entity fixture)
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="2GB"
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def test_dask_engine_output_equals_local(project_dir: Path, scheduler: str, tmp_path: Path) -> None:  # noqa: F811

@@ -12,7 +12,6 @@ So predictions are close on average, not row by row; the bounds below have about
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +22,12 @@ from fpipe.train.pipeline import read_table
 from fpipe.train.registry import load_model
 from fpipe.train.score import score_frame
 
-distributed = pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
+pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
 
 pytestmark = pytest.mark.slow
 
 MEAN_PRED_DIFF = 0.035  # mean |p_local - p_dask| over all rows (measured 0.017 at 40k rows)
 AUC_DIFF = 0.005  # test AUC (measured 0.0007)
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="2GB"
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def test_dask_training_matches_the_local_engine(
