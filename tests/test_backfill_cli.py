@@ -11,15 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from fpipe.app import main
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
+from helpers import run_cli as run
 
 
 def T(day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from fpipe import __version__
 from fpipe.app import app, main
+from helpers import VALID_COUNTS
+from helpers import run_cli as run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFS = ROOT / "tests" / "fixtures" / "defs"
@@ -25,15 +27,6 @@ def _from_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the console entry point (where errors become exit codes); return (code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def command_names() -> list[str]:
@@ -86,17 +79,7 @@ def test_validate_ok_json(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(out)
     assert doc["ok"] is True
     assert doc["errors"] == []
-    assert doc["counts"] == {
-        "files": 2,
-        "entities": 1,
-        "sources": 3,
-        "features": 4,
-        "labels": 1,
-        "spines": 1,
-        "training_sets": 1,
-        "models": 1,
-        "serving_logs": 1,
-    }
+    assert doc["counts"] == VALID_COUNTS
 
 
 def test_validate_one_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from fpipe.spec.loader import count_definitions, load_definitions
 from fpipe.spec.model import Cutoff, Thresholds
+from helpers import VALID_COUNTS
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "tests" / "fixtures" / "defs" / "valid_spec_example"
@@ -31,17 +32,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 def test_spec_example_loads() -> None:
     defs = load_definitions(VALID)
-    assert count_definitions(defs) == {
-        "files": 2,
-        "entities": 1,
-        "sources": 3,
-        "features": 4,
-        "labels": 1,
-        "spines": 1,
-        "training_sets": 1,
-        "models": 1,
-        "serving_logs": 1,
-    }
+    assert count_definitions(defs) == VALID_COUNTS
     assert defs.root == str(VALID)
     assert defs.timezone == "UTC"
     assert defs.cutoff is Cutoff.EXCLUSIVE
