@@ -14,8 +14,7 @@ Kernel choice (engine/kernels.py explains each algorithm and its cost):
 - everything else                                -> pairs (windowed: engine/windowed.py)
 Labels: count, sum, mean -> cumulative over event time; everything else -> pairs.
 
-Spine and event preparation live in engine/events.py, finishing a column in engine/finish.py; their names
-are re-exported here.
+Spine and event preparation live in engine/events.py, finishing a column in engine/finish.py.
 """
 
 from __future__ import annotations
@@ -29,35 +28,14 @@ import polars as pl
 from fpipe.engine import kernels as K
 from fpipe.engine import windows as W
 from fpipe.engine.direct import Direct, direct_windows, window_pairs_if_cheap
-from fpipe.engine.events import EntitySpine, entity_spine, key_columns, prepare_events
-from fpipe.engine.finish import (
-    cast_declared,
-    censor_mask,
-    check_default,
-    fill_missing_rows,
-    finish,
-    output_dtype,
-)
+from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
+from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import EventGroup, value_dtype_for_sum
 from fpipe.engine.windowed import rolling, rolls, window_aggregate, windowed_extreme
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
-__all__ = [
-    "CUMULATIVE",
-    "DIRECT_WINDOW_EVENTS",
-    "SMALL_KEY_EVENTS",
-    "EntityFeatures",
-    "EntitySpine",
-    "cast_declared",
-    "censor_mask",
-    "check_default",
-    "entity_spine",
-    "fill_missing_rows",
-    "finish",
-    "key_columns",
-    "output_dtype",
-    "prepare_events",
-]
+# cast_declared: still imported from here by distributed/partitioned.py (its home is engine/finish.py)
+__all__ = ["CUMULATIVE", "DIRECT_WINDOW_EVENTS", "SMALL_KEY_EVENTS", "EntityFeatures", "cast_declared"]
 
 CUMULATIVE = {"count", "sum", "mean"}
 
