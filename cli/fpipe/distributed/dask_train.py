@@ -30,6 +30,7 @@ from fpipe.errors import UsageError
 from fpipe.spec.model import ModelSpec
 from fpipe.train.contract import FeatureColumn
 from fpipe.train.split import Split
+from fpipe.train.trainer import DEFAULT_NTHREAD, cut_at_best
 
 MAX_LOCAL_WORKERS = 4
 
@@ -87,9 +88,8 @@ class DaskFitter:
                 verbose_eval=False,
             )
         booster = out["booster"]
-        booster.set_param({"nthread": int(spec.params.get("nthread", 1))})  # the driver predicts as the local trainer does
-        best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
-        return booster[: best + 1], best
+        booster.set_param({"nthread": int(spec.params.get("nthread", DEFAULT_NTHREAD))})  # the driver predicts as the local trainer does
+        return cut_at_best(booster)
 
 
 def _import_distributed() -> Any:

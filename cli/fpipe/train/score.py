@@ -11,7 +11,7 @@ import numpy as np
 from fpipe.errors import DataError, Diagnostic
 from fpipe.train.contract import check_frame, encode_features
 from fpipe.train.registry import LoadedModel
-from fpipe.train.trainer import predict
+from fpipe.train.trainer import DEFAULT_NTHREAD, predict
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,7 +47,7 @@ def score_frame(
     contract = model.contract
     warnings = check_frame(frame, contract, where, f"model '{model.name}' {model.version}", allow_unseen_categories)
     x = encode_features(frame, contract)
-    pred = predict(model.booster, x, contract, int(model.metadata["params"].get("nthread", 1)))
+    pred = predict(model.booster, x, contract, int(model.metadata["params"].get("nthread", DEFAULT_NTHREAD)))
     spine = model.metadata["spine"]
     keep = [c for c in [*spine["key_columns"], spine["time_column"]] if c in frame.columns]
     out = frame.select(keep)

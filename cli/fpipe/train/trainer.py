@@ -169,6 +169,11 @@ def fit_local(
         early_stopping_rounds=spec.early_stopping_rounds,
         verbose_eval=False,
     )
+    return cut_at_best(booster)
+
+
+def cut_at_best(booster: Any) -> tuple[Any, int]:
+    """The booster cut at its best iteration (the last one without early stopping), and that iteration."""
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     return booster[: best + 1], best
 
