@@ -38,13 +38,14 @@ class EventGroup:
     rolled: dict[tuple[str, timedelta, bool], pl.Series] = field(default_factory=dict)  # aligned with the spine
     markers: pl.DataFrame | None = None
     sorted_by: dict[str, pl.DataFrame] = field(default_factory=dict)  # events sorted by (_kid, on, _pos)
-    any_late: dict[timedelta, bool] = field(default_factory=dict)
+    max_late: timedelta | None = None  # the largest lateness `_vis - _et` of the events (None: not yet read)
     by_et: pl.DataFrame | None = None  # all event columns in (key, et, position) order
     by_et_narrow: pl.DataFrame | None = None  # `_kid`, `_et`, `_vis`, `_v` in that order
     small: dict[tuple[timedelta, int], np.ndarray] = field(default_factory=dict)  # spine rows of small keys
     big: dict[tuple[Any, ...], tuple[EntityFeatures, EventGroup]] = field(default_factory=dict)  # the other keys
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
-    best: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
+    ranked: pl.DataFrame | None = None  # events in the total order, ranked (`kernels.rank_events`)
+    best: dict[str, pl.DataFrame] = field(default_factory=dict)  # running best rank per key, by `pick`
 
     def prefix_table(self, on: str, window: timedelta | None, with_value: bool) -> pl.DataFrame:
         """Prefix table over `on`, counting only the rows that can be in a window of length `window`
@@ -58,10 +59,10 @@ class EventGroup:
                 self.sorted_by[on] = K.sort_by_key_time(self.events.select(cols), on)
         ev = self.sorted_by[on]
         if window is not None:
-            if window not in self.any_late:
-                late = pl.col("_vis") - pl.col("_et")
-                self.any_late[window] = bool(self.events.select((late >= pl.lit(window)).any()).item())
-            if not self.any_late[window]:
+            if self.max_late is None:
+                late = self.events.select((pl.col("_vis") - pl.col("_et")).max()).item()
+                self.max_late = late if late is not None else timedelta(-1)  # no events: none is late
+            if self.max_late < window:
                 window = None  # no row is late enough to matter: share the unweighted table
         with_value = with_value or ev.schema["_v"].is_numeric()  # one table serves count and sum alike
         cache_key = (on, window, with_value)
@@ -74,10 +75,11 @@ class EventGroup:
 
     def lookup_table(self, pick: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(ranked events, running best rank per key in `_vis` order); `pick` "max" (latest, last) or "min" (first)."""
+        if self.ranked is None:
+            self.ranked = K.rank_events(self.events)
         if pick not in self.best:
-            ranked = next(iter(self.best.values()))[0] if self.best else K.rank_events(self.events)
-            self.best[pick] = (ranked, K.running_best(ranked, pick))
-        return self.best[pick]
+            self.best[pick] = K.running_best(self.ranked, pick)
+        return self.ranked, self.best[pick]
 
     def by_event_time(self, narrow: bool = False) -> pl.DataFrame:
         """The group's events in (key, event time, input position) order (sorted once); `narrow`: only
