@@ -68,7 +68,9 @@ def test_validates_with_data_and_backfills_as_created(project_dir: Path, capsys:
     for i in (5, 500, 2000):
         row = frame.row(i, named=True)
         ex = explain_features(project, row["ts"], {"customer_id": str(row["customer_id"])}, training_set="reorder_v1")
-        for f, v in ex.values().items():
+        values = ex.values()
+        assert sorted(values) == sorted(project.defs.training_sets["reorder_v1"].features), (i, ex.skipped)
+        for f, v in values.items():
             assert v == row[f] or (v is None and row[f] is None), (i, f, v, row[f])
 
 

@@ -165,6 +165,7 @@ def test_clean_feature_gets_no_diagnosis(world: World) -> None:
     truth = world.compute(world.req_user, world.req_t)
     report, _ = _run(world, {"n_tx": truth["n_tx"], "spend": truth["spend"]})
     assert report.status == "pass"
+    assert [f.name for f in report.features] == ["n_tx", "spend"]
     assert all(f.diagnosis is None for f in report.features)
 
 
