@@ -8,27 +8,42 @@ them exactly as `--partitions` does locally, so the output is identical.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from typing import Any
 
 from fpipe.distributed.partitioned import Runner, Task, TaskResult, run_partition
 from fpipe.errors import UsageError
 
 
-def make_runner(scheduler: str, timeout: float = 30.0) -> tuple[Runner, int]:
-    """A runner bound to the cluster at `scheduler`, and its worker count."""
+def import_distributed(*also: str) -> Any:
+    """The `distributed` package, or a UsageError naming the extra to install when it (or a module of `also`,
+    e.g. xgboost.dask, which fails without dask) cannot be imported."""
     try:
-        from distributed import Client
+        import distributed
+
+        for module in also:
+            importlib.import_module(module)
     except ImportError:
-        raise UsageError(
-            "--engine dask needs Dask", hint="pip install 'fpipe[dask]' (dask[distributed])"
-        ) from None
+        raise UsageError("--engine dask needs Dask", hint="pip install 'fpipe[dask]' (dask[distributed])") from None
+    return distributed
+
+
+def connect(scheduler: str | None, timeout: float = 30.0, cluster: Any = None) -> Any:
+    """A `distributed.Client` of `cluster` (a LocalCluster) or else of the scheduler at `scheduler`."""
+    distributed = import_distributed()
     try:
-        client = Client(scheduler, timeout=timeout, set_as_default=False)
+        return distributed.Client(cluster if cluster is not None else scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise UsageError(
             f"--scheduler: cannot reach a Dask scheduler at '{scheduler}': {str(exc).splitlines()[0]}",
             hint="start one with `dask scheduler` and `dask worker tcp://HOST:8786`, or check the address",
         ) from None
+
+
+def make_runner(scheduler: str, timeout: float = 30.0) -> tuple[Runner, int]:
+    """A runner bound to the cluster at `scheduler`, and its worker count."""
+    client = connect(scheduler, timeout)
     workers = len(client.scheduler_info().get("workers", {}))
 
     def runner(tasks: Sequence[Task]) -> list[TaskResult]:

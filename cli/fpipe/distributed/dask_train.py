@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fpipe.distributed.dask_engine import connect, import_distributed
 from fpipe.errors import UsageError
 from fpipe.spec.model import ModelSpec
 from fpipe.train.contract import FeatureColumn
@@ -92,19 +93,10 @@ class DaskFitter:
         return cut_at_best(booster)
 
 
-def _import_distributed() -> Any:
-    try:
-        import distributed
-        import xgboost.dask  # noqa: F401  (fails without dask)
-    except ImportError:
-        raise UsageError("--engine dask needs Dask", hint="pip install 'fpipe[dask]' (dask[distributed])") from None
-    return distributed
-
-
 @contextlib.contextmanager
 def dask_fitter(scheduler: str | None, timeout: float = 30.0) -> Iterator[DaskFitter]:
     """A fitter bound to the cluster at `scheduler`, or to a LocalCluster started here when it is None."""
-    distributed = _import_distributed()
+    distributed = import_distributed("xgboost.dask")
     with contextlib.ExitStack() as stack:
         cluster = None
         if scheduler is None:
@@ -118,13 +110,7 @@ def dask_fitter(scheduler: str | None, timeout: float = 30.0) -> Iterator[DaskFi
                     n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
                 )
             stack.callback(cluster.close)
-        try:
-            client = distributed.Client(cluster if cluster is not None else scheduler, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise UsageError(
-                f"--scheduler: cannot reach a Dask scheduler at '{scheduler}': {str(exc).splitlines()[0]}",
-                hint="start one with `dask scheduler` and `dask worker tcp://HOST:8786`, or check the address",
-            ) from None
+        client = connect(scheduler, timeout, cluster)
         stack.callback(client.close)
         workers = sorted(client.scheduler_info().get("workers", {}))
         if not workers:
