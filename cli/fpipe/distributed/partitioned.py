@@ -217,7 +217,7 @@ def _with_spine_row(defs: Definitions, set_name: str) -> Definitions:
 
 def _fix_observed_until(defs: Definitions, set_name: str) -> Definitions:
     """Censoring compares with the label source's latest event time over all rows: compute it once."""
-    from fpipe.engine.timecols import to_utc
+    from fpipe.engine.timecols import source_time_to_utc
 
     ts = defs.training_sets[set_name]
     if not ts.label:
@@ -229,8 +229,7 @@ def _fix_observed_until(defs: Definitions, set_name: str) -> Definitions:
     if label.observed_until is not None or source.observed_until is not None or source.event_time is None:
         return defs
     lf, _ = _scan(source.path, source.format, [source.event_time])
-    frame = to_utc(lf.collect(engine="in-memory"), source.event_time, tz=source.timezone or defs.timezone,
-                   where=source.path, timestamp_format=source.timestamp_format, time_unit=source.time_unit, out="_et")
+    frame = source_time_to_utc(lf.collect(engine="in-memory"), source, source.event_time, project_tz=defs.timezone, where=source.path, out="_et")
     latest = frame.get_column("_et").max()
     if not isinstance(latest, datetime):
         return defs
