@@ -210,6 +210,10 @@ def test_engine_counts_what_it_promises(sc: Scenario) -> None:
     key_cols = sorted({c for e in entities if e for c in sc.defs.entities[e].keys})
     incomplete = sum(1 for r in sc.spine if r["t"] is None or any(r[c] is None for c in key_cols))
     assert st_.spine_rows_without_time_or_key == incomplete
+    read = {sc.defs.features[f].source for f in ts.features if not sc.defs.features[f].is_derived}
+    if ts.label and sc.defs.labels[ts.label].source:
+        read.add(sc.defs.labels[ts.label].source)
+    assert set(st_.sources) == read  # every source read is counted (the loop below checks each)
     for name, s in st_.sources.items():
         spec = sc.defs.sources[name]
         rows = sc.sources[name]
