@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fpipe.engine.timecols import to_utc
 from fpipe.errors import DefinitionError
 from fpipe.spec.model import LabelSpec, Location
-from fpipe.train.split import apply_split, boundaries, resolve_gap, rolling_folds
+from fpipe.train.split import apply_split, boundaries, epoch_us, resolve_gap, rolling_folds
 
 H = 3_600_000_000  # one hour in microseconds
 LABEL_7D = LabelSpec(name="churn_7d", horizon=timedelta(days=7))
@@ -91,3 +93,13 @@ def test_rolling_folds_move_forward_and_respect_the_gap() -> None:
         assert len(f.test) > 0
     # the test blocks do not overlap
     assert set(folds[0].test.tolist()).isdisjoint(folds[1].test.tolist())
+
+
+def test_epoch_us_reads_naive_times_as_the_engine_does() -> None:
+    # 01:30 happens twice in New York on 2024-11-03: the engine (to_utc) takes the earlier instant
+    naive = pl.Series("t", [datetime(2024, 1, 1), datetime(2024, 11, 3, 1, 30), None], dtype=pl.Datetime("ns"))
+    engine = to_utc(naive.to_frame(), "t", tz="America/New_York", where="x").to_series().dt.epoch("us")
+    got = epoch_us(naive, "America/New_York")
+    assert got[:2].tolist() == engine[:2].to_list() == [1704085200000000, 1730611800000000]
+    aware = naive.dt.replace_time_zone("UTC", ambiguous="earliest")
+    assert epoch_us(aware, "America/New_York")[:2].tolist() == aware.dt.epoch("us")[:2].to_list()

@@ -230,7 +230,7 @@ def compare_models(
     recent = frame.slice(start)
     if recent.height == 0:
         raise DataError(Diagnostic("no labelled rows in the most recent slice", file=where))
-    times = epoch_us(recent.get_column(time_col), str(cand.metadata.get("timezone") or "UTC"))
+    times = epoch_us(recent.get_column(time_col), str(cand.metadata.get("timezone") or "UTC"), where)
     kind = cand.metadata["kind"]
     metric = M.PRIMARY_METRIC[kind]
     result: dict[str, Any] = {

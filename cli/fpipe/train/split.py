@@ -65,11 +65,12 @@ def iso(us: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
-def epoch_us(times: Any, tz: str = "UTC") -> np.ndarray:
-    """A polars Datetime series as UTC microseconds; naive values are read in `tz` (the project's zone)."""
-    if getattr(times.dtype, "time_zone", None) is None:
-        times = times.dt.replace_time_zone(tz)
-    return np.asarray(times.dt.epoch("us").to_numpy())
+def epoch_us(times: Any, tz: str = "UTC", where: str = "training set") -> np.ndarray:
+    """A polars time series as UTC microseconds, read as the engine reads time columns (`engine.timecols.to_utc`:
+    naive values in `tz`, the project's zone); `where` names the table in errors."""
+    from fpipe.engine.timecols import to_utc
+
+    return np.asarray(to_utc(times.to_frame(), times.name, tz=tz, where=where).to_series().dt.epoch("us").to_numpy())
 
 
 def label_reach(label: LabelSpec | None) -> timedelta:

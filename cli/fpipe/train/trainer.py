@@ -338,7 +338,7 @@ def train_model(
     if not isinstance(times_all.dtype, pl.Datetime):
         raise DataError(Diagnostic(f"column '{spine_time_col}' is {times_all.dtype}, expected a timestamp", file=where))
     frame = frame.with_row_index("_row").sort(spine_time_col, maintain_order=True)
-    times = epoch_us(frame.get_column(spine_time_col), timezone)
+    times = epoch_us(frame.get_column(spine_time_col), timezone, where)
     if frame.get_column(spine_time_col).null_count():
         raise DataError(Diagnostic(f"column '{spine_time_col}' has null times", file=where))
 
