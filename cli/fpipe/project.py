@@ -8,11 +8,12 @@ explain and drift all go through here, so they compute features exactly as backf
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -90,7 +91,10 @@ class Project:
         cols.extend(check_columns(src))  # row checks (issue 7) read their columns too
         return list(dict.fromkeys(cols))
 
-    def read_source(self, name: str, columns: Sequence[str] | None = None, predicate: pl.Expr | None = None) -> pl.DataFrame:
+    def read_source(
+        self, name: str, columns: Sequence[str] | None = None,
+        predicate: pl.Expr | Callable[[pl.Schema], pl.Expr | None] | None = None,
+    ) -> pl.DataFrame:
         src = self.defs.sources[name]
         return read_frame(src.path, columns, src.format, what=f"source '{name}'", predicate=predicate)
 
@@ -140,14 +144,23 @@ class Project:
     def _bounds_predicate(
         self, name: str, bounds: tuple[datetime | None, datetime | None] | None
     ) -> pl.Expr | None:
-        """A scan filter on the raw event-time column, when it is an aware datetime (else no pushdown)."""
+        """`_bounds_filter` for a source not read here (partitioned builds): its schema from a scan."""
         src = self.defs.sources[name]
         if bounds is None or src.event_time is None or bounds == (None, None):
             return None
         from fpipe.io.sources import scan
 
         lf, _ = scan(src.path, src.format)
-        dtype = lf.collect_schema().get(src.event_time)
+        return self._bounds_filter(name, bounds, lf.collect_schema())
+
+    def _bounds_filter(
+        self, name: str, bounds: tuple[datetime | None, datetime | None] | None, schema: pl.Schema
+    ) -> pl.Expr | None:
+        """A scan filter on the raw event-time column, when it is an aware datetime (else no pushdown)."""
+        src = self.defs.sources[name]
+        if bounds is None or src.event_time is None or bounds == (None, None):
+            return None
+        dtype = schema.get(src.event_time)
         if not isinstance(dtype, pl.Datetime) or dtype.time_zone is None:
             return None
         col = pl.col(src.event_time)
@@ -283,7 +296,8 @@ class Project:
         bounds = self.time_bounds(name, start, end) if (start or end) else {}
         defs = self.defs
         for i, (n, c) in enumerate(cols.items()):
-            pred = None if self._quarantines(n) else self._bounds_predicate(n, bounds=bounds.get(n))
+            # the filter is built from the schema `read_frame` reads anyway (no second scan of the files)
+            pred = None if self._quarantines(n) else functools.partial(self._bounds_filter, n, bounds.get(n))
             frames[n] = self.read_source(n, c, predicate=pred)
             if progress:
                 progress("read", i + 1, len(cols))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob as globmod
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -81,10 +81,11 @@ def read_frame(
     columns: Sequence[str] | None = None,
     fmt: str | None = None,
     what: str = "source",
-    predicate: pl.Expr | None = None,
+    predicate: pl.Expr | Callable[[pl.Schema], pl.Expr | None] | None = None,
 ) -> pl.DataFrame:
     """Read only `columns` (in the file's order) from a path, and only rows matching `predicate` (pushed
-    down to the scan); missing columns are one clear error."""
+    down to the scan; a callable builds it from the file's schema, or returns None for no filter); missing
+    columns are one clear error."""
     lf, files = scan(path, fmt)
     try:
         schema = lf.collect_schema()
@@ -104,6 +105,8 @@ def read_frame(
             )
         wanted = set(columns)
         lf = lf.select([c for c in schema.names() if c in wanted])
+    if callable(predicate):
+        predicate = predicate(schema)
     if predicate is not None:
         lf = lf.filter(predicate)
     try:
