@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,7 +33,7 @@ from fpipe.engine import spine as S
 from fpipe.engine.checks import null_unparseable
 from fpipe.engine.visibility import SourceStats
 from fpipe.errors import UsageError
-from fpipe.spec.model import Definitions
+from fpipe.spec.model import Definitions, TrainingSetSpec
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "M": 10**6, "MB": 10**6, "MIB": 2**20,
@@ -145,16 +144,15 @@ def _read_partition(lf: pl.LazyFrame, keys: Sequence[str], integer: bool, n: int
     return frame.filter(P.partition_ids(frame, keys, n) == p)
 
 
-def _group_defs(task: Task) -> tuple[Definitions, Any]:
-    defs = task.defs
-    ts = defs.training_sets[task.set_name]
-    sub = dataclasses.replace(ts, features=task.group.computed, label=ts.label if task.group.with_label else None)
-    return defs, sub
+def _group_training_set(task: Task) -> TrainingSetSpec:
+    """The task's training set narrowed to its group: the group's features, and the label if it carries it."""
+    ts = task.defs.training_sets[task.set_name]
+    return dataclasses.replace(ts, features=task.group.computed, label=ts.label if task.group.with_label else None)
 
 
 def run_partition(task: Task) -> TaskResult:
     """Build one (entity group, partition): read its rows, run the ordinary builder, tag rows with `_spine_row`."""
-    defs, sub = _group_defs(task)
+    defs, sub = task.defs, _group_training_set(task)
     entity = task.group.entity
     spec = defs.spines[sub.spine]
     spine_keys = S.spine_keys_for(defs, spec).get(entity, ())
