@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
+from parquet_io import write_parquet as shared_write_parquet
 
 DAY = 86_400
 HOUR = 3_600
@@ -391,17 +391,7 @@ def make_sessions(rng: np.random.Generator, users: dict[str, np.ndarray], ato_at
 
 # -------------------------------------------------------------------------------------------- write
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(
-        frame.to_arrow(),
-        tmp,
-        compression="zstd",
-        compression_level=19,
-        use_dictionary=[c for c, t in frame.schema.items() if t == pl.String],
-        write_statistics=True,
-        row_group_size=1 << 20,
-    )
-    tmp.replace(path)
+    shared_write_parquet(frame, path, dictionary=[c for c, t in frame.schema.items() if t == pl.String])
 
 
 def write_csv(frame: pl.DataFrame, path: Path) -> None:

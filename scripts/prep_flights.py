@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+from parquet_io import write_parquet as shared_write_parquet
 
 DEFAULT_SRC = Path("/work/shared/data/nycflights13")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "sample_data" / "flights"
@@ -62,18 +63,7 @@ def build_flights(src: Path) -> pl.DataFrame:
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     """Deterministic zstd parquet (pyarrow, fixed settings), written atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(
-        frame.to_arrow(),
-        tmp,
-        compression="zstd",
-        compression_level=19,
-        use_dictionary=[c for c in DICT_COLUMNS if c in frame.columns],
-        column_encoding={c: "DELTA_BINARY_PACKED" for c in DELTA_COLUMNS if c in frame.columns},
-        write_statistics=True,
-        row_group_size=1 << 20,
-    )
-    tmp.replace(path)
+    shared_write_parquet(frame, path, dictionary=DICT_COLUMNS, delta=DELTA_COLUMNS)
 
 
 def sha256(path: Path) -> str:
