@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,15 +17,22 @@ import polars as pl
 
 
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it onto `target`, else remove it."""
+def atomic_path(target: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it onto `target`, else remove it.
+
+    The temporary file is created with the mode a plain `open(target, "w")` gives (0666 less the umask),
+    so the output is as readable as any other file the user writes (mkstemp's 0600 was not). `fsync`:
+    flush the file to disk before the rename (the model registry's `current` pointer).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
+        if fsync:
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
