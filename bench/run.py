@@ -23,11 +23,14 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.compare import compare_frames
+from bench.compare import compare_frames, rows_differing
 from bench.generate import DATA_ROOT, SIZES, generate
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("fpipe", "polars", "duckdb", "pandas")
+TOOLS = ("fpipe", "polars", "duckdb", "duckdb_frames", "pandas")
+# duckdb_frames: the windows as RANGE-frame window functions, the way the goal was first measured; it cannot
+# check arrival, so it is timed and its differing rows counted, but it is not an agreeing peer
+INEXACT = {"duckdb_frames": "windows"}
 PANDAS_SIZES = {"T", "S"}
 SET_FOR_PART = {"all": "bench", "lookups": "bench_lookups", "windows": "bench_windows"}
 
@@ -76,6 +79,8 @@ def run_size(size: str, parts: list[str], tools: list[str], results_dir: Path, f
         for tool in tools:
             if tool == "pandas" and size not in PANDAS_SIZES:
                 continue
+            if tool in INEXACT and part != INEXACT[tool]:
+                continue
             out = results_dir / f"{size}_{part}_{tool}.parquet"
             out.unlink(missing_ok=True)
             wall, cpu, rss, rc, err = measure(command(tool, data, part, out, fpipe_args if tool == "fpipe" else []))
@@ -86,10 +91,13 @@ def run_size(size: str, parts: list[str], tools: list[str], results_dir: Path, f
                 frame = pl.read_parquet(out)
                 if ref is None:
                     ref = frame
+                elif tool in INEXACT:
+                    n = rows_differing(ref, frame)
+                    m.note = f"{n:,} of {ref.height:,} rows differ (rows counted before they arrived)"
                 else:
                     m.problems = compare_frames(ref, frame)
             rows.append(m)
-            status = "ok" if not m.problems else "DISAGREES"
+            status = m.note or ("ok" if not m.problems else "DISAGREES")
             print(f"{size:2s} {part:8s} {tool:7s} wall {wall:8.2f} s  cpu {cpu:8.2f} s  rss {rss:8.0f} MiB  {status}", flush=True)
             for p in m.problems:
                 print(f"   !!! {tool} vs fpipe: {p}", file=sys.stderr, flush=True)
@@ -137,6 +145,7 @@ GOALS = (
     ("3 lookups: fpipe wall / DuckDB wall", "lookups", "duckdb", "wall", 1.0),
     ("all 18 features: fpipe wall / hand-written Polars wall", "all", "polars", "wall", 1.3),
     ("all 18 features: fpipe peak RSS / DuckDB peak RSS", "all", "duckdb", "rss_mib", 1.0),
+    ("15 windows: fpipe wall / DuckDB RANGE-frame window functions", "windows", "duckdb_frames", "wall", 0.5),
 )
 
 
@@ -149,10 +158,25 @@ def goals(rows: list[Measurement]) -> list[str]:
         if ours is None or theirs is None or not getattr(theirs, attr):
             continue
         ratio = getattr(ours, attr) / getattr(theirs, attr)
-        out.append(f"| {label} | <= {limit:.1f} | {ratio:.2f} | {'met' if ratio <= limit else '**not met**'} |")
+        verdict = "met" if ratio <= limit else "**not met**"
+        if peer in INEXACT:
+            verdict = f"for reference only: that SQL is not exact ({theirs.note})"
+        out.append(f"| {label} | <= {limit:.1f} | {ratio:.2f} | {verdict} |")
     if not out:
         return []
-    return ["", "### Goals at M", "", "| ratio | goal | this run | |", "|---|---:|---:|---|", *out]
+    return [
+        "",
+        "### Goals at M",
+        "",
+        "The window goal was set when DuckDB's windows were measured as RANGE-frame window functions (about",
+        "20 s at M). Those frames order by event time only, so they count rows that had not arrived yet",
+        "(bench/tools/duckdb_frames_peer.py); the goal is judged against the exact DuckDB range join",
+        "(bench/tools/duckdb_peer.py), and the frame timing is shown for reference only.",
+        "",
+        "| ratio | goal | this run | |",
+        "|---|---:|---:|---|",
+        *out,
+    ]
 
 
 def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, list[tuple[str, str, float]]], extras: list[Measurement]) -> str:
@@ -187,6 +211,8 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
         ratio_w = f"{ref.wall / m.wall:.2f}" if ref and m.tool != "fpipe" and m.wall else ""
         ratio_r = f"{ref.rss_mib / m.rss_mib:.2f}" if ref and m.tool != "fpipe" and m.rss_mib else ""
         agree = "reference" if m.tool == "fpipe" else ("agree" if not m.problems else "**DISAGREES**")
+        if m.tool in INEXACT and m.note:
+            agree = f"not exact: {m.note}"
         if m.returncode != 0:
             agree = f"**FAILED** ({m.problems[0] if m.problems else m.returncode})"
         lines.append(
