@@ -10,17 +10,15 @@ import polars as pl
 import pytest
 
 from fpipe.errors import UsageError
+from fpipe.io.models import write_version
 from fpipe.train.export import export_model
-from fpipe.train.registry import promote, read_pointer, rollback, write_version
+from fpipe.train.registry import promote, read_pointer, rollback
 from fpipe.train.trainer import train_model
 from test_train_model import FEATURES, LABEL, cli, make_frame, spec
 
 
 def fake_version(root: Path, name: str = "m") -> str:
-    def write(tmp: Path, version: str) -> None:
-        (tmp / "metadata.json").write_text(json.dumps({"version": version, "metrics": {}}))
-
-    return write_version(root, name, write)[0]
+    return write_version(root, name, lambda version: {"metadata.json": json.dumps({"version": version, "metrics": {}})})[0]
 
 
 def test_versions_increment_and_are_never_overwritten(tmp_path: Path) -> None:
@@ -31,6 +29,20 @@ def test_versions_increment_and_are_never_overwritten(tmp_path: Path) -> None:
     assert fake_version(tmp_path) == "v5"
     assert (tmp_path / "m" / "v4" / "marker").read_text() == "theirs"
     assert not list((tmp_path / "m").glob(".tmp-*"))
+
+
+def test_a_version_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    def failing(version: str) -> dict[str, bytes | str]:
+        raise RuntimeError("building the files failed")
+
+    with pytest.raises(RuntimeError, match="building the files failed"):
+        write_version(tmp_path, "m", failing)
+    # the second file cannot be written (its folder does not exist): the first one must not be left behind either
+    with pytest.raises(FileNotFoundError):
+        write_version(tmp_path, "m", lambda version: {"model.ubj": b"x", "missing/metadata.json": "{}"})
+    assert list((tmp_path / "m").iterdir()) == []
+    assert fake_version(tmp_path) == "v1"
+    assert sorted(p.name for p in (tmp_path / "m" / "v1").iterdir()) == ["metadata.json"]
 
 
 def test_promote_and_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from fpipe.errors import DefinitionError
 from fpipe.spec.model import LabelSpec, ModelSpec
+from fpipe.train import export
 from fpipe.train.export import export_model
 from fpipe.train.trainer import train_model
 
@@ -66,7 +67,7 @@ def test_model_clearly_beats_the_baseline_on_the_later_period() -> None:
 
 
 @pytest.mark.slow
-def test_retraining_gives_byte_identical_models(tmp_path: Path) -> None:
+def test_retraining_gives_byte_identical_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     frame = make_frame(seed=3)
     first = train_model(spec(seed=7), frame, "ts", FEATURES, "label", label_spec=LABEL)
     second = train_model(spec(seed=7), frame, "ts", FEATURES, "label", label_spec=LABEL)
@@ -76,6 +77,13 @@ def test_retraining_gives_byte_identical_models(tmp_path: Path) -> None:
     v2, p2, _ = export_model(tmp_path, second, spec(seed=7), **args)
     assert (v1, v2) == ("v1", "v2")
     assert (p1 / "model.ubj").read_bytes() == (p2 / "model.ubj").read_bytes()
+    # the version directory holds exactly the files export builds, byte for byte (io/models.py only writes them)
+    monkeypatch.setattr(export, "_now", lambda: "2024-06-01T00:00:00Z")
+    v3, p3, meta = export_model(tmp_path, first, spec(seed=7), **args)
+    files, built_meta = export.model_files(first, spec(seed=7), export.make_plots(first), "v3", **args)
+    assert meta == built_meta and meta["created_at"] == "2024-06-01T00:00:00Z"
+    assert sorted(files) == ["calibration.svg", "importance.svg", "metadata.json", "model.ubj", "model_card.md", "pr.svg", "roc.svg"]
+    assert {f.name: f.read_bytes() for f in p3.iterdir()} == {n: c if isinstance(c, bytes) else c.encode() for n, c in files.items()}
 
 
 @pytest.mark.slow

@@ -1,4 +1,6 @@
-"""Export a trained model as a new immutable version: model.ubj, metadata.json, model_card.md, SVG plots."""
+"""Export a trained model as a new immutable version: model.ubj, metadata.json, model_card.md, SVG plots.
+
+This module builds the files' content; io/models.py writes them."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from fpipe.io.models import write_version
 from fpipe.render import plots
 from fpipe.render.model_card import render_model_card
 from fpipe.spec.model import ModelSpec
 from fpipe.train import metrics as M
-from fpipe.train.registry import METADATA_FILE, MODEL_FILE, _now, dumps, write_version
+from fpipe.train.registry import METADATA_FILE, MODEL_FILE, _now, dumps
 from fpipe.train.trainer import TrainedModel, definitions_hash, versions
 
 BASELINE_TEXT = {
@@ -98,20 +101,29 @@ def make_plots(trained: TrainedModel) -> dict[str, str]:
     return {name: out[name] for name in order if name in out}
 
 
+def model_files(
+    trained: TrainedModel, spec: ModelSpec, svgs: Mapping[str, str], version: str, **meta_args: Any
+) -> tuple[dict[str, bytes | str], dict[str, Any]]:
+    """The files of one version (file name -> bytes or text) and its metadata."""
+    meta = build_metadata(trained, spec, version=version, **meta_args)
+    meta["plots"] = list(svgs)
+    files: dict[str, bytes | str] = {
+        MODEL_FILE: trained.model_bytes,
+        METADATA_FILE: dumps(meta),
+        "model_card.md": render_model_card(meta, list(svgs)),
+        **svgs,
+    }
+    return files, meta
+
+
 def export_model(models_dir: Path, trained: TrainedModel, spec: ModelSpec, **meta_args: Any) -> tuple[str, Path, dict[str, Any]]:
-    """Write the next version of the model; returns (version, directory, metadata)."""
+    """Write the next version of the model (through io/models.py); returns (version, directory, metadata)."""
     svgs = make_plots(trained)
-    written: dict[str, Any] = {}
+    metas: dict[str, dict[str, Any]] = {}
 
-    def write_files(tmp: Path, version: str) -> None:
-        meta = build_metadata(trained, spec, version=version, **meta_args)
-        meta["plots"] = list(svgs)
-        (tmp / MODEL_FILE).write_bytes(trained.model_bytes)
-        (tmp / METADATA_FILE).write_text(dumps(meta))
-        (tmp / "model_card.md").write_text(render_model_card(meta, list(svgs)))
-        for fname, svg in svgs.items():
-            (tmp / fname).write_text(svg)
-        written["meta"] = meta
+    def files_for(version: str) -> dict[str, bytes | str]:
+        files, metas[version] = model_files(trained, spec, svgs, version, **meta_args)
+        return files
 
-    version, path = write_version(models_dir, trained.name, write_files)
-    return version, path, written["meta"]
+    version, path = write_version(models_dir, trained.name, files_for)
+    return version, path, metas[version]

@@ -1,33 +1,28 @@
-"""The model registry on disk: immutable versions and a `current` pointer.
+"""The model registry: immutable versions and a `current` pointer.
 
     models/<name>/v1/  model.ubj  metadata.json  model_card.md  *.svg
     models/<name>/current          {"version": "v2", "previous": ["v1"], "log": [...]}
 
-A version directory is written under a temporary name and renamed into place, so it appears whole or
-not at all, and it is never overwritten: when two trainings race for `vN` the loser takes `vN+1`.
-The `current` file is replaced by temp file + rename; `previous` is the stack `rollback` pops.
+Versions and the pointer are written by io/models.py (a version directory appears whole or not at all and
+is never overwritten; the pointer is replaced atomically); this module decides their content, reads them
+back and loads models. `previous` is the stack `rollback` pops.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import math
-import os
-import re
-import shutil
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fpipe.errors import UsageError
+from fpipe.io.models import versions_of, write_pointer
 from fpipe.spec.suggest import did_you_mean
 from fpipe.train.contract import FeatureColumn
 
-VERSION_RE = re.compile(r"^v(\d+)$")
 POINTER = "current"
 MODEL_FILE = "model.ubj"
 METADATA_FILE = "metadata.json"
@@ -52,49 +47,10 @@ def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def versions_of(models_dir: Path, name: str) -> list[str]:
-    root = models_dir / name
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p.name) for p in root.iterdir() if p.is_dir() and (m := VERSION_RE.match(p.name))]
-    return [v for _, v in sorted(found)]
-
-
 def model_names(models_dir: Path) -> list[str]:
     if not models_dir.is_dir():
         return []
     return sorted(p.name for p in models_dir.iterdir() if p.is_dir() and versions_of(models_dir, p.name))
-
-
-def write_version(
-    models_dir: Path, name: str, write_files: Callable[[Path, str], None], attempts: int = 20
-) -> tuple[str, Path]:
-    """Create the next `vN` of `name`: `write_files(tmp_dir, version)` fills a temp dir, renamed into place."""
-    root = models_dir / name
-    root.mkdir(parents=True, exist_ok=True)
-    for _ in range(attempts):
-        existing = versions_of(models_dir, name)
-        n = int(existing[-1][1:]) + 1 if existing else 1
-        version = f"v{n}"
-        tmp = root / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            write_files(tmp, version)
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            final = root / version
-            if final.exists():
-                continue
-            os.rename(tmp, final)  # fails when another process created `final` meanwhile: never overwrites
-            return version, final
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    raise UsageError(f"could not create a new version of model '{name}' in {root}", hint="is another training running?")
 
 
 @dataclass
@@ -116,16 +72,6 @@ def read_pointer(models_dir: Path, name: str) -> Pointer:
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the current pointer ({exc})", hint="fix or delete the file") from None
     return Pointer(data.get("version"), list(data.get("previous", [])), list(data.get("log", [])))
-
-
-def _write_pointer(models_dir: Path, name: str, pointer: Pointer) -> None:
-    path = models_dir / name / POINTER
-    tmp = path.with_name(f".{POINTER}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w") as fh:
-        fh.write(dumps(pointer.to_json()))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def require_model(models_dir: Path, name: str) -> list[str]:
@@ -156,7 +102,7 @@ def promote(models_dir: Path, name: str, version: str) -> Pointer:
         p.previous.append(p.version)
     p.log.append({"action": "promote", "version": v, "from": p.version, "at": _now()})
     p.version = v
-    _write_pointer(models_dir, name, p)
+    write_pointer(models_dir / name / POINTER, dumps(p.to_json()))
     return p
 
 
@@ -169,7 +115,7 @@ def rollback(models_dir: Path, name: str) -> Pointer:
     back = p.previous.pop()
     p.log.append({"action": "rollback", "version": back, "from": p.version, "at": _now()})
     p.version = back
-    _write_pointer(models_dir, name, p)
+    write_pointer(models_dir / name / POINTER, dumps(p.to_json()))
     return p
 
 
