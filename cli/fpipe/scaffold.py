@@ -101,7 +101,6 @@ def init_project(root: Path, *, seed: int = 7, force: bool = False) -> InitResul
                 copy(child, rel / child.name)
                 continue
             target = root / rel / RENAMES.get(child.name, child.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
             write_text(Template(child.read_text()).safe_substitute(subs), target)
             written.append(target)
 

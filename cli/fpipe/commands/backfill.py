@@ -107,12 +107,12 @@ def write_quarantine(result: object, out: Path) -> str | None:
     """`<out>.quarantine.parquet`: every row set aside by `on_fail: quarantine`, with `_source`, `_pos`, `_reason`.
 
     Written (possibly empty) whenever a source quarantines, so a stale file never outlives a clean run."""
-    from fpipe.io.writers import write_frame
+    from fpipe.io.writers import remove_output, write_frame
 
     checks = getattr(result, "checks", None)
     path = Path(f"{out}.quarantine.parquet")
     if checks is None or not any(r.on_fail == "quarantine" for r in checks.results.values()):
-        path.unlink(missing_ok=True)
+        remove_output(path)
         return None
     write_frame(checks.quarantine, path)
     return str(path)

@@ -28,14 +28,9 @@ def schema(
     if out is None:
         sys.stdout.write(text)
         return
-    import os
-    import tempfile
+    from fpipe.io.writers import write_text
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, out)
+    write_text(text, out)
 
 
 def register(app: typer.Typer) -> None:

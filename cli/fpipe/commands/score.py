@@ -41,7 +41,8 @@ def score(
     Refuses (exit 2) a table whose feature columns are missing, renamed, retyped, or whose categories
     do not match what the model was trained on.
     """
-    from fpipe.train.pipeline import read_manifest, read_table, write_table
+    from fpipe.io.writers import write_table
+    from fpipe.train.pipeline import read_manifest, read_table
     from fpipe.train.registry import load_model
     from fpipe.train.score import check_definitions, score_frame
 

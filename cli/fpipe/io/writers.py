@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from fpipe.errors import UsageError
+
 
 @contextmanager
 def atomic_path(target: str | Path, *, fsync: bool = False) -> Iterator[Path]:
@@ -61,6 +63,22 @@ def write_frame(frame: pl.DataFrame, target: str | Path, fmt: str = "parquet") -
         raise ValueError(f"unknown format {fmt}")
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def write_table(frame: pl.DataFrame, target: str | Path) -> None:
+    """Write a table atomically in the format its suffix names (`TABLE_FORMATS`); `fpipe score --out`."""
+    fmt = TABLE_FORMATS.get(Path(target).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{target}: unknown output type '{Path(target).suffix}'", hint="use .parquet, .csv or .ndjson")
+    write_frame(frame, target, fmt)
+
+
+def remove_output(target: str | Path) -> None:
+    """Delete an output a previous run left, if any (a quarantine file a clean run must not leave behind)."""
+    Path(target).unlink(missing_ok=True)
 
 
 def write_json(data: Any, target: str | Path) -> None:

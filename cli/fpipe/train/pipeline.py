@@ -4,8 +4,6 @@ the project, or a backfill output with its manifest), train + export, score, and
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +21,15 @@ if TYPE_CHECKING:
 
     from fpipe.train.trainer import TrainedModel
 
-READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
-
 
 def read_table(path: Path) -> pl.DataFrame:
     import polars as pl
 
+    from fpipe.io.writers import TABLE_FORMATS
+
     if not path.exists():
         raise DataError(Diagnostic("no such file", file=str(path), hint="check the path"))
-    fmt = READERS.get(path.suffix.lower())
+    fmt = TABLE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(Diagnostic(f"unknown file type '{path.suffix}'", file=str(path), hint="use .parquet, .csv or .ndjson"))
     try:
@@ -42,26 +40,6 @@ def read_table(path: Path) -> pl.DataFrame:
         return pl.read_ndjson(path)
     except Exception as exc:  # polars raises many kinds for unreadable files
         raise DataError(Diagnostic(f"cannot read the file: {exc}", file=str(path))) from None
-
-
-def write_table(frame: pl.DataFrame, path: Path) -> None:
-    """Atomically: a temp file beside the target, then a rename."""
-    fmt = READERS.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(f"{path}: unknown output type '{path.suffix}'", hint="use .parquet, .csv or .ndjson")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        if fmt == "parquet":
-            frame.write_parquet(tmp)
-        elif fmt == "csv":
-            frame.write_csv(tmp)
-        else:
-            frame.write_ndjson(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
