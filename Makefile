@@ -4,14 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 FPIPE  := $(VENV)/bin/fpipe
 STAMP  := $(VENV)/.installed
+# Feast (opt-in, `make bench-feast` only): its own venv, never a dependency of fpipe or of `make test`
+FEAST_PYTHON  ?= python3.11
+FEAST_VERSION ?= 0.67.0
+FEAST_VENV    := .venv-feast
+FEAST_STAMP   := $(FEAST_VENV)/.installed
 
-.PHONY: help venv demo test test-fast lint bench skew-report train clean sample-data
+.PHONY: help venv demo test test-fast lint bench bench-feast skew-report train clean sample-data
 
 help:
 	@echo "make demo         create .venv, install, run the whole pipeline on sample_data/"
 	@echo "make test         create .venv, install, lint, run every test"
 	@echo "make lint         ruff + mypy"
 	@echo "make bench        benchmark harness (S and M sizes), writes docs/benchmarks.md"
+	@echo "make bench-feast  fpipe beside Feast's offline join (own venv .venv-feast), writes docs/feast.md"
 	@echo "make skew-report  skew report of the sample serving log"
 	@echo "make train        train the sample models"
 
@@ -47,5 +53,16 @@ train: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run --sizes S,M
 
+$(FEAST_STAMP):
+	test -d $(FEAST_VENV) || $(FEAST_PYTHON) -m venv $(FEAST_VENV)
+	echo '*' > $(FEAST_VENV)/.gitignore
+	$(FEAST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	start=$$(date +%s); $(FEAST_VENV)/bin/python -m pip install --quiet 'feast[duckdb]==$(FEAST_VERSION)' 'polars>=2.1,<2.2' 'pyarrow>=18,<27' \
+	  && echo $$(( $$(date +%s) - start )) > $(FEAST_VENV)/.install-seconds
+	touch $(FEAST_STAMP)
+
+bench-feast: $(STAMP) $(FEAST_STAMP)
+	$(PY) -m bench.feast_run --sizes S,M
+
 clean:
-	rm -rf $(VENV) out models .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FEAST_VENV) out models .pytest_cache .mypy_cache .ruff_cache
