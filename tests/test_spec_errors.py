@@ -139,6 +139,14 @@ EXPECTED = {
         "tests/fixtures/defs/bad_spine_kinds.yaml:6:37: error: spine 'checkouts' needs exactly one of source, path or every (got source and path)\n"
         '  hint: source: one row per source row; path: a file of keys and times; every: a schedule'
     ),
+    'bad_split_date.yaml': (
+        "tests/fixtures/defs/bad_split_date.yaml:14:50: error: 'test_start' in the split of model 'fraud_xgb' must be a date or time, not the string '2024-04-31'\n"
+        '  hint: write an ISO 8601 date or time, e.g. 2024-01-31 or 2024-01-31T12:00:00Z'
+    ),
+    'bad_split_unknown_key.yaml': (
+        "tests/fixtures/defs/bad_split_unknown_key.yaml:14:25: error: unknown field 'vaild' in the split of model 'fraud_xgb'\n"
+        "  hint: did you mean 'valid'?"
+    ),
     'bad_static_source_window.yaml': (
         "tests/fixtures/defs/bad_static_source_window.yaml:7:75: error: 'ttl' needs event time, but source 'profiles' has no event_time (a static table) (feature 'country')\n"
         "  hint: remove ttl, or set event_time on source 'profiles'"

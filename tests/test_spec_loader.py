@@ -183,6 +183,36 @@ models:
     assert (model.objective, model.features, model.gates, model.num_boost_round) == ("reg:logistic", ("n_7d",), {"min_auc": 0.6}, 50)
 
 
+def test_model_split_is_parsed_at_load(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "defs.yaml",
+        "timezone: Europe/Paris\n"
+        + BASE
+        + """
+features:
+  n_7d: {entity: user, source: transactions, agg: count, window: 7d}
+spines:
+  at_tx: {source: transactions}
+training_sets:
+  s: {spine: at_tx, features: [n_7d]}
+models:
+  by_dates: {training_set: s, split: {valid_start: 2024-03-01, test_start: "2024-04-01T12:00:00Z", gap: 10d}}
+  by_shares: {training_set: s, split: {train: 0.8, valid: 0.1, test: 0.1}}
+  default: {training_set: s}
+""",
+    )
+    models = load_definitions(tmp_path).models
+    assert models["by_dates"].split == {
+        "valid_start": datetime(2024, 2, 29, 23, tzinfo=UTC),  # midnight in Paris
+        "test_start": datetime(2024, 4, 1, 12, tzinfo=UTC),
+        "gap": timedelta(days=10),
+    }
+    assert models["by_dates"].split_as_written == {"valid_start": "2024-03-01", "test_start": "2024-04-01T12:00:00Z", "gap": "10d"}
+    assert models["by_shares"].split == {"train": 0.8, "valid": 0.1, "test": 0.1}
+    assert (models["default"].split, models["default"].split_as_written) == ({}, None)
+
+
 def test_merge_keys_and_anchors(tmp_path: Path) -> None:
     write(
         tmp_path,

@@ -180,6 +180,26 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
+def test_cli_train_with_split_dates(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split dates are parsed by the loader (naive ones in the project's zone); the metadata records them as written."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    defs = write_project(tmp_path)
+    yaml_file = defs / "project.yaml"
+    yaml_file.write_text(
+        "timezone: Europe/Paris\n"
+        + yaml_file.read_text().replace("timezone: UTC\n", "")
+        + "  conv_dates: {training_set: conv_v1, split: {valid_start: 2024-05-01, test_start: '2024-06-01T00:00:00Z', gap: 8d}}\n"
+    )
+    code, out, err = cli(capsys, "--defs", str(defs), "-q", "train", "conv_dates", "--models-dir", str(tmp_path / "models"), "--json")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "models" / "conv_dates" / "v1" / "metadata.json").read_text())
+    split = meta["split"]
+    assert split["method"] == "dates"
+    assert (split["valid_start"], split["test_start"], split["gap"]) == ("2024-04-30T22:00:00Z", "2024-06-01T00:00:00Z", "8d")
+    assert split["config"] == {"valid_start": "2024-05-01", "test_start": "2024-06-01T00:00:00Z", "gap": "8d"}
+
+
+@pytest.mark.slow
 def test_cli_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     defs = write_project(tmp_path)

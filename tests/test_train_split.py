@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -70,14 +70,19 @@ def test_fraction_boundaries_and_dates() -> None:
     vs, ts = boundaries(times, {}, "m", gap=timedelta(hours=10))
     s = apply_split(times, vs, ts, timedelta(hours=10))
     assert (len(s.test), len(s.valid), len(s.train), s.purged) == (15, 15, 52, {"train": 9, "valid": 9})
-    vs, ts = boundaries(times, {"valid_start": "1970-01-02", "test_start": "1970-01-03T12:00:00Z"}, "m")
+    # dates arrive parsed by the loader: aware datetimes as they are, naive ones (API callers) in the zone given
+    vs, ts = boundaries(times, {"valid_start": datetime(1970, 1, 2, tzinfo=UTC), "test_start": datetime(1970, 1, 3, 12)}, "m")
     assert (vs, ts) == (24 * H, 60 * H)
+    vs, ts = boundaries(times, {"valid_start": datetime(1970, 1, 2, 1), "test_start": datetime(1970, 1, 3, 13)}, "m", tz="Europe/Paris")
+    assert (vs, ts) == (24 * H, 60 * H)
+    with pytest.raises(DefinitionError, match="split.valid_start must be a datetime, got '1970-01-02'"):
+        boundaries(times, {"valid_start": "1970-01-02", "test_start": datetime(1970, 1, 3)}, "m")
     with pytest.raises(DefinitionError, match="sum to 1"):
         boundaries(times, {"train": 0.5, "valid": 0.1, "test": 0.1}, "m")
     with pytest.raises(DefinitionError, match="unknown split key 'tset'"):
         boundaries(times, {"tset": 0.1}, "m")
     with pytest.raises(DefinitionError, match="test_start must be after"):
-        boundaries(times, {"valid_start": "1970-01-03", "test_start": "1970-01-02"}, "m")
+        boundaries(times, {"valid_start": datetime(1970, 1, 3), "test_start": datetime(1970, 1, 2)}, "m")
 
 
 def test_rolling_folds_move_forward_and_respect_the_gap() -> None:

@@ -49,6 +49,7 @@ OBJECTIVES: tuple[str, ...] = (
 #   str_map   name -> string      number_map  name -> number
 #   checks    column -> CHECK fields                                    thresholds  THRESHOLD fields
 #   thresholds_map  feature -> THRESHOLD fields
+#   split     SPLIT fields (a model's time split: fractions or dates, and the purge gap)
 KINDS: frozenset[str] = frozenset(
     {
         "name",
@@ -72,6 +73,7 @@ KINDS: frozenset[str] = frozenset(
         "checks",
         "thresholds",
         "thresholds_map",
+        "split",
     }
 )
 
@@ -187,12 +189,23 @@ TRAINING_SET = _table(
     Field("description", "str", "Free text."),
 )
 
+SPLIT = _table(
+    Field("train", "number", "Share of the rows (in time order) for training; default 0.7."),
+    Field("valid", "number", "Share for early stopping; default 0.15."),
+    Field("test", "number", "Share, the latest rows, for the test metrics; default 0.15."),
+    Field("valid_start", "datetime", "First instant of the validation period (with test_start, instead of shares)."),
+    Field("test_start", "datetime", "First instant of the test period."),
+    Field("train_start", "datetime", "Accepted and checked, but not used by training yet."),
+    Field("test_end", "datetime", "Accepted and checked, but not used by training yet."),
+    Field("gap", "duration", "Purge gap between the periods; default and minimum: the label's gap + horizon."),
+)
+
 MODEL = _table(
     Field("training_set", "name", "The training set it learns from.", required=True, ref="training_sets"),
     Field("objective", "enum", "XGBoost objective.", choices=OBJECTIVES),
     Field("params", "mapping", "XGBoost parameters, e.g. {max_depth: 6}."),
     Field("features", "names", "A subset of the training set's features; default: all.", ref="features"),
-    Field("split", "mapping", "Time-ordered split: fractions or dates, and gap."),
+    Field("split", "split", "Time-ordered split: fractions or dates, and gap."),
     Field("num_boost_round", "int", "Maximum boosting rounds."),
     Field("early_stopping_rounds", "int", "Stop after this many rounds without improvement."),
     Field("seed", "int", "Random seed."),

@@ -61,6 +61,8 @@ def _field_schema(f: F.Field) -> dict[str, Any]:
         s = {"$ref": "#/$defs/thresholds"}
     elif kind == "thresholds_map":
         s = {"type": "object", "additionalProperties": {"$ref": "#/$defs/thresholds"}}
+    elif kind == "split":
+        s = {"$ref": "#/$defs/split"}
     else:  # pragma: no cover - every kind is listed in fields.KINDS
         raise AssertionError(kind)
     desc = f.description
@@ -89,6 +91,7 @@ def definitions_schema() -> dict[str, Any]:
         defs[sec.kind.replace(" ", "_")] = _object(sec.fields, f"One {sec.kind}. {sec.description}")
     defs["check"] = _object(F.CHECK, "Row checks on one column, run by `fpipe validate --data`.")
     defs["thresholds"] = _object(F.THRESHOLDS, "Train/serve skew thresholds.")
+    defs["split"] = _object(F.SPLIT, "A model's time-ordered split: shares of rows or dates, and the purge gap.")
     defs["skew"] = _object(F.SKEW, "Train/serve skew thresholds: defaults and per-feature overrides.")
 
     props: dict[str, Any] = {}

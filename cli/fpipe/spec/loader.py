@@ -430,6 +430,8 @@ class _Loader:
             return _V(out, v, k, parts)
         if kind == "checks":
             return self.checks(k, v, where)
+        if kind == "split":
+            return self.split(k, v, where)
         raise AssertionError(f"unhandled field kind {kind}")  # pragma: no cover
 
     def string(self, v: yaml.Node, what: str, kind: str, description: str) -> str | None:
@@ -526,6 +528,18 @@ class _Loader:
                 )
             )
         return _V(tuple(out), v, k)
+
+    def split(self, k: yaml.Node, v: yaml.Node, where: str) -> _V | None:
+        """A model's split: SPLIT fields, dates as UTC datetimes (naive ones in the project's zone)."""
+        if not is_mapping(v):
+            self.type_error(v, f"'split' in {where}", "a mapping", "e.g. split: {valid_start: 2024-03-01, test_start: 2024-04-01}")
+            return None
+        assert self.cur is not None
+        vals = self.read_fields(_Entry("split", k, v, self.cur), F.SPLIT, f"the split of {where}")
+        if vals is None:
+            return None
+        out = {name: self.utc(x.value) if isinstance(x.value, datetime) else x.value for name, x in vals.items()}
+        return _V(out, v, k, [(name, x.node) for name, x in vals.items()])
 
     def plain(self, v: yaml.Node, what: str) -> Any:
         """A free-form value as plain Python, with duplicate keys reported."""
@@ -1094,6 +1108,7 @@ class _Loader:
             params=_val(vals, "params", {}),
             features=chosen.value if chosen is not None else None,
             split=_val(vals, "split", {}),
+            split_as_written={name: _as_written(node) for name, node in vals["split"].parts} if "split" in vals else None,
             num_boost_round=_val(vals, "num_boost_round", defaults.num_boost_round),
             early_stopping_rounds=_val(vals, "early_stopping_rounds", defaults.early_stopping_rounds),
             seed=_val(vals, "seed", defaults.seed),
@@ -1201,6 +1216,12 @@ def _first_duplicate(parts: list[tuple[str, yaml.Node]]) -> tuple[str, yaml.Node
 
 def _same_scalar(a: yaml.Node, b: yaml.Node) -> bool:
     return is_scalar(a) and is_scalar(b) and a.value == b.value
+
+
+def _as_written(node: yaml.Node) -> Any:
+    """A scalar as the YAML gives it (dates and times as ISO strings, as `plain` gives them)."""
+    value = scalar_value(node)
+    return value.isoformat() if isinstance(value, datetime | date) else value
 
 
 def _as_datetime(raw: Any) -> datetime | None:

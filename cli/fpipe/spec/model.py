@@ -198,7 +198,9 @@ class ModelSpec:
     objective: str = "binary:logistic"
     params: Mapping[str, Any] = field(default_factory=dict)
     features: tuple[str, ...] | None = None  # None: every feature of the training set
-    split: Mapping[str, Any] = field(default_factory=dict)  # train/valid/test fractions or dates, gap
+    # train/valid/test shares or dates, gap; from the loader: dates as UTC datetimes, gap as a timedelta
+    split: Mapping[str, Any] = field(default_factory=dict)
+    split_as_written: Mapping[str, Any] | None = None  # the YAML values, recorded in the model's metadata
     num_boost_round: int = 500
     early_stopping_rounds: int = 30
     seed: int = 0

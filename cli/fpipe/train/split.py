@@ -8,13 +8,15 @@ The purge gap defaults to the label's reach (gap + horizon) and may never be con
 
 Boundaries come from dates (`split: {valid_start: 2024-03-01, test_start: 2024-04-01, gap: 30d}`) or
 from fractions of rows in time order (`split: {train: 0.7, valid: 0.15, test: 0.15}`, the default).
+The spec loader checks the keys and parses the dates (UTC datetimes) and the gap, with located errors at
+`fpipe validate`; this module reads the parsed values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,10 +25,11 @@ import numpy as np
 from fpipe.errors import DataError, DefinitionError, Diagnostic
 from fpipe.spec.durations import DurationError, parse_duration
 from fpipe.spec.durations import format_duration as _format_duration
+from fpipe.spec.fields import SPLIT
 from fpipe.spec.model import NO_LOCATION, LabelSpec, Location
 
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
-SPLIT_KEYS = ("train", "valid", "test", "valid_start", "test_start", "train_start", "test_end", "gap")
+SPLIT_KEYS = tuple(SPLIT)  # the loader checks them against the same table (spec/fields.py)
 US = 1_000_000
 
 
@@ -116,21 +119,11 @@ def resolve_gap(split_cfg: Mapping[str, Any], label: LabelSpec | None, model: st
 
 
 def _to_us(value: Any, tz: str, model: str, key: str, loc: Location) -> int:
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(
-                model, loc, f"model '{model}': split.{key} '{value}' is not a date or timestamp", "write e.g. 2024-03-01"
-            ) from None
-    else:
-        raise _bad(model, loc, f"model '{model}': split.{key} must be a date, got {value!r}", "write e.g. 2024-03-01")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(tz))
+    """A split date as UTC microseconds. The loader parses `split:` dates (spec/loader.py, located errors at
+    `fpipe validate`) into UTC datetimes; a naive datetime from a caller of the API is read in `tz`."""
+    if not isinstance(value, datetime):
+        raise _bad(model, loc, f"model '{model}': split.{key} must be a datetime, got {value!r}", "load the model with load_definitions")
+    dt = value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo(tz))
     return int((dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
 
 

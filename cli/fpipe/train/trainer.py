@@ -404,7 +404,10 @@ def train_model(
 
     split_info: dict[str, Any] = {
         "method": "dates" if "valid_start" in spec.split else "fractions",
-        "config": {k: (str(v) if not isinstance(v, int | float) else v) for k, v in spec.split.items()},
+        "config": {
+            k: (str(v) if not isinstance(v, int | float) else v)
+            for k, v in (spec.split if spec.split_as_written is None else spec.split_as_written).items()
+        },
         "valid_start": iso(split.valid_start),
         "test_start": iso(split.test_start),
         "gap": format_duration(gap),
