@@ -97,3 +97,30 @@ def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
             assert out["min"][0][i] == xs.min() and out["max"][0][i] == xs.max()
         else:
             assert out["sum"][0][i] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 40), st.integers(1, 6), st.booleans())
+def test_range_counts_match_brute_force(seed: int, n: int, keys: int, inclusive: bool) -> None:
+    """Label counts: events in any order (ties included), spine keys below, inside and above the events'
+    key range, some without events; lo <= et < hi, or lo < et <= hi when inclusive."""
+    rng = np.random.default_rng(seed)
+    kid_e = rng.integers(0, keys, n) + 3
+    et = rng.integers(0, 30, n)
+    kid_s = rng.integers(0, keys + 6, 25)
+    lo = rng.integers(-10, 40, 25)
+    hi = lo + rng.integers(0, 15, 25)
+    got = W.range_counts(kid_e, et, kid_s, lo, hi, inclusive)
+    assert got is not None and got.dtype == np.int64
+    for i in range(kid_s.size):
+        same = kid_e == kid_s[i]
+        inside = (et > lo[i]) & (et <= hi[i]) if inclusive else (et >= lo[i]) & (et < hi[i])
+        assert got[i] == int((same & inside).sum()), (i, kid_s[i], lo[i], hi[i])
+
+
+def test_range_counts_give_up_only_when_keys_times_span_do_not_fit() -> None:
+    kid = np.array([0, 1 << 20])
+    et = np.array([0, 1 << 45])
+    assert W.range_counts(kid, et, kid, et, et + 1, False) is None
+    none = np.array([], dtype=np.int64)
+    assert W.range_counts(none, none, kid, et, et + 1, False).tolist() == [0, 0]

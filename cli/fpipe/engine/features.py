@@ -12,7 +12,8 @@ Kernel choice (engine/kernels.py explains each algorithm and its cost):
 - min, max with a window (no hop)                -> rolling extreme + pending rows (engine/windowed.py)
 - min, max without a window                      -> running extreme
 - everything else                                -> pairs (windowed: engine/windowed.py)
-Labels: count, sum, mean -> cumulative over event time; everything else -> pairs.
+Labels: count -> positions in packed (key, event time) order (engine/windows.range_counts), falling back
+to cumulative; sum, mean -> cumulative over event time; everything else -> pairs.
 
 Spine and event preparation live in engine/events.py, finishing a column in engine/finish.py.
 """
@@ -38,6 +39,7 @@ from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, Source
 __all__ = ["CUMULATIVE", "DIRECT_WINDOW_EVENTS", "SMALL_KEY_EVENTS", "EntityFeatures", "cast_declared"]
 
 CUMULATIVE = {"count", "sum", "mean"}
+US = timedelta(microseconds=1)
 
 # a key whose events never number more than this inside one window gets its windows by direct enumeration:
 # count/sum/mean/min/max in numpy (engine/windows.py), the other aggregations by a Polars group-by.
@@ -256,6 +258,15 @@ class EntityFeatures:
         sp = self.es.sorted
         gap, horizon = label.gap, label.horizon
         t = pl.col(K.T)
+        if agg == "count":  # positions in the events' packed (key, event time) order: no value is read
+            t_s = sp.get_column(K.T).to_physical().to_numpy()
+            counts = W.range_counts(
+                ev.get_column("_kid").to_numpy(), ev.get_column("_et").to_physical().to_numpy(),
+                sp.get_column("_kid").to_numpy(), t_s + gap // US, t_s + (gap + horizon) // US, inclusive,
+            )
+            if counts is not None:
+                n = pl.Series(counts)
+                return n, n, dtype
         if agg in CUMULATIVE:
             with_value = agg != "count"
             table = group.prefix_table("_et", None, with_value)

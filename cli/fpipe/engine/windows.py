@@ -93,6 +93,16 @@ def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
 PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2**PACKED_BITS
 
 
+def range_counts(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, lo: np.ndarray, hi: np.ndarray, inclusive: bool) -> np.ndarray | None:
+    """Per spine row (key `kid_s`), how many events of its key have lo <= et < hi (lo < et <= hi when
+    `inclusive`): two binary searches per row over the sorted packed (key, time) of the events, O((n + m)
+    log n). None when keys x times do not fit in `PACKED_BITS` (the caller then uses prefix tables)."""
+    finder = PositionFinder.unsorted(kid_e, et, kid_s)
+    if finder is None:
+        return None if kid_e.size else np.zeros(kid_s.size, dtype=np.int64)
+    return (finder.find(hi, inclusive) - finder.find(lo, inclusive)).astype(np.int64)
+
+
 @dataclass
 class PositionFinder:
     """Positions in the events' (key, event time) order by one binary search per spine row over a packed
@@ -115,6 +125,20 @@ class PositionFinder:
         if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
             return None
         packed_events = (kid_e - k0) * span + (et - t0)
+        return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
+
+    @classmethod
+    def unsorted(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | None:
+        """From events in any order: only the packed values are sorted (positions are all that is read, so
+        the order among equal (key, time) does not matter and the sort need not be stable)."""
+        if kid_e.size == 0:
+            return None
+        k0, k1 = int(kid_e.min()), int(kid_e.max())
+        t0, t1 = int(et.min()), int(et.max())
+        span = t1 - t0 + 1
+        if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
+            return None
+        packed_events = pl.Series((kid_e - k0) * span + (et - t0)).sort().to_numpy()
         return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
 
     def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:
