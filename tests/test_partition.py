@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fpipe.app import app
-from fpipe.distributed.partitioned import build_partitioned, parse_size, plan_groups
+from fpipe.distributed.partitioned import build_partitioned, plan_groups
+from fpipe.distributed.scale import parse_size
 from fpipe.engine import partition as P
 from fpipe.errors import UsageError
 from fpipe.project import Project
@@ -157,6 +158,50 @@ def test_cli_partitions_and_memory_limit_write_identical_bytes(project_dir: Path
         outs[label] = out.read_bytes()
     assert outs["p5"] == outs["plain"]
     assert outs["mem"] == outs["plain"]
+
+
+def test_cli_reports_how_the_build_ran(project_dir: Path, tmp_path: Path) -> None:
+    """`--json`, the manifest's `run` and the summary say how many partitions were built and why, the input
+    bytes a `--memory-limit` read, and this process's peak memory; going over the limit warns, exit 0."""
+    import json
+    import os
+
+    defs = ["--defs", str(project_dir / "defs")]
+    runner = CliRunner()
+    runs = {
+        "plain": ([], None, None),
+        "p3": (["--partitions", "3"], 3, "--partitions"),
+        "mem": (["--memory-limit", "20KB"], None, "--memory-limit 20KB"),
+    }
+    for label, (extra, partitions, chosen_by) in runs.items():
+        out = tmp_path / f"{label}.parquet"
+        res = runner.invoke(app, [*defs, "backfill", "--out", str(out), "--json", *extra])
+        assert res.exit_code == 0, res.output
+        run = json.loads(res.stdout)["run"]
+        assert run == json.loads(Path(f"{out}.manifest.json").read_text())["run"]
+        assert run["engine"] == "local" and run["peak_rss_bytes"] > 10**6
+        assert run["partitions_chosen_by"] == chosen_by
+        if label == "mem":  # the inputs' bytes on disk drive the choice; a 20KB limit is far below any process
+            size = {f: os.path.getsize(project_dir / f"{f}.parquet") for f in ("txns", "profiles", "chargebacks")}
+            # the three sources (the spine is txns' rows: a spine file of its own would be added)
+            assert run["input_bytes"] == size["txns"] + size["profiles"] + size["chargebacks"]
+            assert run["partitions"] == P.choose_partitions(run["input_bytes"], 20_000) and run["partitions"] > 1
+            assert run["memory_limit_bytes"] == 20_000
+            assert "warning: peak memory" in res.stderr and "went over --memory-limit 20KB" in res.stderr
+            assert f"hint: pass --partitions {2 * run['partitions']}" in res.stderr
+        else:
+            assert run["partitions"] == partitions and run["memory_limit_bytes"] is None
+            assert "warning" not in res.stderr
+    res = runner.invoke(app, [*defs, "backfill", "--out", str(tmp_path / "t.parquet"), "--partitions", "2", "--memory-limit", "900GB"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"partitions\s+2 \(--partitions\)", res.stdout)
+    assert re.search(r"peak memory\s+[\d.]+ [kMG]B \(under the 900.00 GB limit\)", res.stdout)
+
+
+def test_human_bytes() -> None:
+    from fpipe.distributed.scale import human_bytes
+
+    assert [human_bytes(n) for n in (0, 999, 1000, 1_234_567, 4 * 10**9)] == ["0 B", "999 B", "1.00 kB", "1.23 MB", "4.00 GB"]
 
 
 def test_parse_size() -> None:

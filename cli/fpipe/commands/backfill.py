@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from fpipe.app import options
+from fpipe.distributed.scale import RunScale, human_bytes, parse_size, peak_rss_bytes
 
 HELP = """Build a leakage-free training set: exact as-of lookups, windows, labels.
 
@@ -79,15 +80,17 @@ def backfill(
     name = pick_training_set(list(project.defs.training_sets), training_set)
     out = out or Path("out") / f"{name}.{fmt}"
     t0, t1 = _parse_when(start, "--start"), _parse_when(end, "--end")
-    partitions, runner = _scale_options(project, name, spine, partitions, memory_limit, engine, scheduler)
+    scale, runner = _scale_options(project, name, spine, partitions, memory_limit, engine, scheduler)
     project.fingerprint_inputs_in_background(name)
     with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
         result = project.build_training_set(
             name, spine_path=str(spine) if spine else None, start=t0, end=t1, progress=progress,
-            partitions=partitions, runner=runner,
+            partitions=scale.partitions, runner=runner,
         )
     write_frame(result.frame, out, fmt)
+    scale.peak_rss_bytes = peak_rss_bytes()
     manifest = project.manifest(name, result, str(out), ["fpipe", *sys.argv[1:]])
+    manifest["run"] = scale.as_dict()
     if censored_out is not None:
         write_frame(result.censored, censored_out, "csv" if str(censored_out).endswith(".csv") else "parquet")
         manifest["censored_output"] = str(censored_out)
@@ -97,10 +100,21 @@ def backfill(
     if json_out:
         import json
 
-        typer.echo(json.dumps({**summary_dict(name, result, str(out)), "checks": checks_dict(result.checks, quarantine)}, indent=2))
+        summary = {**summary_dict(name, result, str(out)), "run": scale.as_dict(), "checks": checks_dict(result.checks, quarantine)}
+        typer.echo(json.dumps(summary, indent=2))
     elif not opts.quiet:
-        render_summary(name, result, str(out), no_color=opts.no_color)
+        render_summary(name, result, str(out), scale, no_color=opts.no_color)
         render_checks(result.checks, quarantine, no_color=opts.no_color)
+    if scale.over_limit:
+        from fpipe.errors import Diagnostic
+
+        warning = Diagnostic(
+            f"peak memory {human_bytes(scale.peak_rss_bytes or 0)} went over --memory-limit {memory_limit} "
+            f"with {scale.partitions or 1} partition(s); the output is complete",
+            hint=f"pass --partitions {2 * (scale.partitions or 1)} (more partitions, less memory each)",
+            severity="warning",
+        )
+        sys.stderr.write(warning.format() + "\n")
 
 
 def write_quarantine(result: object, out: Path) -> str | None:
@@ -120,8 +134,8 @@ def write_quarantine(result: object, out: Path) -> str | None:
 
 def _scale_options(
     project: Any, name: str, spine: Path | None, partitions: int | None, memory_limit: str | None, engine: str, scheduler: str | None
-) -> tuple[int | None, Any]:
-    """--partitions / --memory-limit / --engine / --scheduler -> (partitions or None, runner or None)."""
+) -> tuple[RunScale, Any]:
+    """--partitions / --memory-limit / --engine / --scheduler -> (how the build runs, Dask runner or None)."""
     from fpipe.errors import UsageError
 
     if engine not in ("local", "dask"):
@@ -129,21 +143,29 @@ def _scale_options(
     if engine == "local" and scheduler:
         raise UsageError("--scheduler needs --engine dask")
     runner = None
+    scale = RunScale(engine=engine, partitions=partitions, chosen_by="--partitions" if partitions else None)
     if engine == "dask":
         if not scheduler:
             raise UsageError("--engine dask needs --scheduler", hint="e.g. --scheduler tcp://HOST:8786")
         from fpipe.distributed.dask_engine import make_runner
 
         runner, workers = make_runner(scheduler)
-        partitions = partitions or max(2, 2 * workers)
-    if memory_limit and partitions is None:
-        from fpipe.distributed.partitioned import input_bytes, parse_size
-        from fpipe.engine.partition import choose_partitions
+        if partitions is None:
+            partitions = max(2, 2 * workers)
+            scale.partitions, scale.chosen_by = partitions, f"2 x {workers} Dask worker(s)"
+        scale.scheduler = scheduler
+    if memory_limit:
+        scale.memory_limit_bytes = parse_size(memory_limit)
+        if partitions is None:
+            from fpipe.distributed.partitioned import input_bytes
+            from fpipe.engine.partition import choose_partitions
 
-        _, _, cols = project.training_set_inputs(name)
-        spine_path = str(spine) if spine else project.defs.spines[project.defs.training_sets[name].spine].path
-        partitions = choose_partitions(input_bytes(project.defs, cols, spine_path), parse_size(memory_limit))
-    return partitions, runner
+            _, _, cols = project.training_set_inputs(name)
+            spine_path = str(spine) if spine else project.defs.spines[project.defs.training_sets[name].spine].path
+            scale.input_bytes = input_bytes(project.defs, cols, spine_path)
+            scale.partitions = choose_partitions(scale.input_bytes, scale.memory_limit_bytes)
+            scale.chosen_by = f"--memory-limit {memory_limit}"
+    return scale, runner
 
 
 def register(app: typer.Typer) -> None:

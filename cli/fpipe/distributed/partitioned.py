@@ -19,7 +19,6 @@ sources quarantine (`Task.drop`, input positions, filtered in the scan) and null
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,19 +33,6 @@ from fpipe.engine.checks import null_unparseable
 from fpipe.engine.visibility import SourceStats
 from fpipe.errors import UsageError
 from fpipe.spec.model import Definitions, TrainingSetSpec
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "M": 10**6, "MB": 10**6, "MIB": 2**20,
-          "G": 10**9, "GB": 10**9, "GIB": 2**30, "T": 10**12, "TB": 10**12, "TIB": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """'4GB' -> 4e9 bytes, '512MiB' -> 512 * 2**20."""
-    m = _SIZE_RE.match(text)
-    unit = (m.group(2) or "").upper() if m else None
-    if m is None or unit not in _UNITS:
-        raise UsageError(f"--memory-limit: cannot read '{text}' as a size", hint="e.g. 4GB, 512MB, 2GiB")
-    return int(float(m.group(1)) * _UNITS[unit])
 
 
 @dataclass(frozen=True)

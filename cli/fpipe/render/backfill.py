@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from fpipe.distributed.scale import RunScale, human_bytes
 from fpipe.engine.build import BuildResult
 from fpipe.render.console import make_console
 
@@ -27,7 +28,25 @@ def summary_dict(name: str, result: BuildResult, out: str) -> dict[str, Any]:
     }
 
 
-def render_summary(name: str, result: BuildResult, out: str, *, no_color: bool = False) -> None:
+def scale_rows(scale: RunScale) -> list[tuple[str, str]]:
+    """Summary rows on how the build ran: partitions (and why that many), and peak memory."""
+    rows = []
+    if scale.engine == "dask":
+        rows.append(("engine", f"dask ({scale.scheduler})"))
+    if scale.partitions is not None:
+        why = f"; inputs {human_bytes(scale.input_bytes)} on disk" if scale.input_bytes is not None else ""
+        rows.append(("partitions", f"{scale.partitions} ({scale.chosen_by}{why})"))
+    if scale.peak_rss_bytes is not None:
+        peak = human_bytes(scale.peak_rss_bytes)
+        if scale.engine == "dask":
+            peak += " (this process; the workers' memory is not included)"
+        elif scale.memory_limit_bytes is not None:
+            peak += f" ({'over' if scale.over_limit else 'under'} the {human_bytes(scale.memory_limit_bytes)} limit)"
+        rows.append(("peak memory", peak))
+    return rows
+
+
+def render_summary(name: str, result: BuildResult, out: str, scale: RunScale | None = None, *, no_color: bool = False) -> None:
     console = make_console(no_color=no_color)
     st = result.stats
     head = Table(title=f"backfill {name} -> {out}", show_header=False, box=None, pad_edge=False)
@@ -41,6 +60,8 @@ def render_summary(name: str, result: BuildResult, out: str, *, no_color: bool =
         extra = f", {sum(s.nan_as_null.values()):,} NaN read as null" if s.nan_as_null else ""
         head.add_row(f"source {n}", f"{s.rows:,} rows, {s.never_visible:,} never visible{extra}")
     head.add_row("time", ", ".join(f"{k} {v:.2f}s" for k, v in st.stage_seconds.items()))
+    for label, value in scale_rows(scale) if scale is not None else []:
+        head.add_row(label, value)
     console.print(head)
     feats = Table(title="features", show_lines=False)
     feats.add_column("feature")
