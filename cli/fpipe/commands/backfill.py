@@ -56,7 +56,7 @@ def backfill(
     training_set: str = typer.Argument(None, help="Training set name (optional when only one is defined)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output file (default: out/<SET>.<format>)."),
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
-    spine: Path = typer.Option(None, "--spine", help="Spine file overriding the training set's spine."),
+    spine: str = typer.Option(None, "--spine", help="Spine file (or object-store URL) overriding the training set's spine."),
     start: str = typer.Option(None, "--start", help="Keep spine rows at or after this instant (ISO 8601; naive = UTC)."),
     end: str = typer.Option(None, "--end", help="Keep spine rows before this instant."),
     censored_out: Path = typer.Option(None, "--censored-out", help="Write the spine rows dropped by censoring, with a reason."),
@@ -84,7 +84,7 @@ def backfill(
     project.fingerprint_inputs_in_background(name)
     with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
         result = project.build_training_set(
-            name, spine_path=str(spine) if spine else None, start=t0, end=t1, progress=progress,
+            name, spine_path=spine, start=t0, end=t1, progress=progress,
             partitions=scale.partitions, runner=runner,
         )
     write_frame(result.frame, out, fmt)
@@ -133,7 +133,7 @@ def write_quarantine(result: object, out: Path) -> str | None:
 
 
 def _scale_options(
-    project: Any, name: str, spine: Path | None, partitions: int | None, memory_limit: str | None, engine: str, scheduler: str | None
+    project: Any, name: str, spine: str | None, partitions: int | None, memory_limit: str | None, engine: str, scheduler: str | None
 ) -> tuple[RunScale, Any]:
     """--partitions / --memory-limit / --engine / --scheduler -> (how the build runs, Dask runner or None)."""
     from fpipe.errors import UsageError
@@ -161,7 +161,7 @@ def _scale_options(
             from fpipe.engine.partition import choose_partitions
 
             _, _, cols = project.training_set_inputs(name)
-            spine_path = str(spine) if spine else project.defs.spines[project.defs.training_sets[name].spine].path
+            spine_path = spine or project.defs.spines[project.defs.training_sets[name].spine].path
             scale.input_bytes = input_bytes(project.defs, cols, spine_path)
             scale.partitions = choose_partitions(scale.input_bytes, scale.memory_limit_bytes)
             scale.chosen_by = f"--memory-limit {memory_limit}"

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     def skew_report(
         ctx: typer.Context,
         training_set: str | None = typer.Argument(None, metavar="SET", help="Training set whose serving log to check."),
-        served: Path | None = typer.Option(None, "--served", help="Serving log (parquet, csv, ndjson); default: the one declared under serving_logs:."),
+        served: str | None = typer.Option(None, "--served", help="Serving log (parquet, csv, ndjson; a path or an object-store URL); default: the one declared under serving_logs:."),
         fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown | html | junit."),
         json_out: bool = typer.Option(False, "--json", help="Same as --format json."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Write the report here (atomically) instead of stdout."),
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         project = Project.load(g.defs)
         opts = SkewOptions(
-            set_name=training_set, served=str(served) if served else None, time_col=time_col, row_id=row_id,
+            set_name=training_set, served=served, time_col=time_col, row_id=row_id,
             ignore=tuple(ignore), only=tuple(only), thresholds=cli, fail_on=fail_on, diagnose=not no_diagnose,
             diagnosis_rows=diagnosis_rows,
         )

@@ -344,12 +344,20 @@ def build_partitioned(
 
 
 def input_bytes(defs: Definitions, source_columns: Mapping[str, Sequence[str]], spine_path: str | None) -> int:
-    """On-disk size of the inputs a build reads (for `--memory-limit`)."""
+    """On-disk size of the inputs a build reads (for `--memory-limit`). An object-store URL has no size
+    here (asking the store would need its client and credentials): a usage error pointing at --partitions."""
     import os
 
     from fpipe.io.sources import resolve_files
+    from fpipe.io.urls import is_url
 
     paths = [defs.sources[n].path for n in source_columns]
     if spine_path:
         paths.append(spine_path)
+    remote = next((p for p in paths if is_url(p)), None)
+    if remote is not None:
+        raise UsageError(
+            f"--memory-limit chooses the partitions from the inputs' sizes on disk, and {remote} is a URL",
+            hint="pass --partitions N instead (docs/cluster.md: 1.15 GB of parquet peaked at 3.55 GB with --partitions 8)",
+        )
     return sum(os.path.getsize(f) for p in paths for f in resolve_files(p)[0])

@@ -3,6 +3,11 @@ projection pushdown (only the columns a training set needs).
 
 Input order (which breaks the last ties of `latest`/`first`/`last`) across a glob or a folder is the
 lexicographic order of the file paths, then the row order inside each file.
+
+A path with a scheme (`s3://`, `gs://`, `az://`, `https://`, `file://`) is an object-store URL: it is handed to
+Polars as it is (Polars expands its globs and reads the credentials from the environment, e.g.
+`AWS_ACCESS_KEY_ID`), so a Dask worker reads its own partition straight from the store. Such inputs are
+not fingerprinted (hashing would download them): the manifest records the URL only.
 """
 
 from __future__ import annotations
@@ -12,16 +17,21 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 import polars as pl
 
 from fpipe.errors import DataError, Diagnostic, display_path
+from fpipe.io.urls import is_url
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson"}
 
 
 def resolve_files(path: str) -> tuple[list[str], bool]:
-    """The files behind a path, glob or folder, sorted lexicographically; and whether it is hive-partitioned."""
+    """The files behind a path, glob or folder, sorted lexicographically; and whether it is hive-partitioned.
+    A URL is one entry, left to Polars (which expands globs and reads hive folders itself)."""
+    if is_url(path):
+        return [path], False
     if any(ch in path for ch in "*?["):
         files = sorted(f for f in globmod.glob(path, recursive=True) if os.path.isfile(f))
         if not files:
@@ -45,7 +55,8 @@ def resolve_files(path: str) -> tuple[list[str], bool]:
 def detect_format(files: Sequence[str], declared: str | None) -> str:
     if declared:
         return declared
-    suffix = Path(files[0]).suffix.lower()
+    name = urlparse(files[0]).path if is_url(files[0]) else files[0]
+    suffix = Path(name).suffix.lower()
     fmt = FORMATS.get(suffix)
     if fmt is None:
         raise DataError(
@@ -56,12 +67,15 @@ def detect_format(files: Sequence[str], declared: str | None) -> str:
 
 def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
     files, hive = resolve_files(path)
-    for f in files:
+    remote = is_url(path)
+    for f in files if not remote else []:
         if os.path.getsize(f) == 0:
             raise DataError(Diagnostic("file is empty (0 bytes)", file=display_path(f), hint="write at least a header/schema"))
     fmt = detect_format(files, fmt)
     try:
-        if fmt == "parquet":
+        if remote:  # Polars expands the URL's glob and detects hive folders itself
+            lf = _scan_url(path, fmt)
+        elif fmt == "parquet":
             lf = pl.scan_parquet(files, hive_partitioning=hive, glob=False)
         elif fmt == "csv":
             lf = pl.concat(
@@ -74,6 +88,16 @@ def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(Diagnostic(f"cannot read: {str(exc).splitlines()[0]}", file=display_path(path))) from None
     return lf, files
+
+
+def _scan_url(url: str, fmt: str) -> pl.LazyFrame:
+    if fmt == "parquet":
+        return pl.scan_parquet(url)
+    if fmt == "csv":
+        return pl.scan_csv(url, infer_schema_length=100_000, try_parse_dates=False)
+    if fmt == "ndjson":
+        return pl.scan_ndjson(url, infer_schema_length=100_000)
+    raise DataError(Diagnostic(f"unknown format '{fmt}'", file=url, hint="parquet, csv or ndjson"))
 
 
 def read_frame(
@@ -116,7 +140,9 @@ def read_frame(
 
 
 def fingerprint(path: str) -> list[dict[str, object]]:
-    """Input fingerprints for the manifest: each file's path, size and blake2b digest."""
+    """Input fingerprints for the manifest: each file's path, size and blake2b digest (a URL: its address only)."""
+    if is_url(path):
+        return [{"path": path, "bytes": None, "blake2b": None, "remote": True}]
     files, _ = resolve_files(path)
     out: list[dict[str, object]] = []
     for f in files:

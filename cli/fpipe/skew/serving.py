@@ -78,6 +78,7 @@ def load_served_log(
     from fpipe.engine.build import feature_closure
     from fpipe.engine.timecols import to_utc
     from fpipe.io.sources import display_path, read_frame
+    from fpipe.io.urls import is_url
 
     set_name, spec = choose_log(defs, set_name, served)
     path = served or (spec.path if spec else None)
@@ -89,7 +90,7 @@ def load_served_log(
             )
         )
     shown = display_path(path)
-    if not Path(path).exists() and not any(ch in path for ch in "*?["):
+    if not is_url(path) and not Path(path).exists() and not any(ch in path for ch in "*?["):
         raise DataError(Diagnostic("no such file", file=shown, hint="check the path given to --served or `serving_logs:`"))
     fmt = spec.format if (spec and not served) else None
     frame = read_frame(path, None, fmt, what="serving log")

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from fpipe.errors import DefinitionError, Diagnostic
+from fpipe.io.urls import is_url
 from fpipe.spec import fields as F
 from fpipe.spec.durations import DURATION_HINT, DurationError, parse_duration
 from fpipe.spec.expr import ExprError, Node, parse_expr, referenced_names
@@ -638,6 +639,9 @@ class _Loader:
         return dt.astimezone(UTC)
 
     def resolve_path(self, v: _V, entry: _Entry) -> str:
+        """Relative to the YAML file's folder; `~` expanded; an object-store URL (`s3://...`) kept as it is."""
+        if is_url(str(v.value)):
+            return str(v.value)
         p = os.path.expanduser(str(v.value))
         if not os.path.isabs(p):
             p = os.path.join(entry.file.folder, p)

@@ -1,0 +1,131 @@
+"""Inputs at object-store URLs (issue 6: "inputs read by the workers from shared storage paths or
+object-store URLs that Polars can read"). A local HTTP server with byte ranges stands in for the store: the
+same Polars object-store reader serves `s3://`, `gs://`, `az://` and `https://`. A backfill whose sources
+and spine are URLs writes the bytes a local-path backfill writes: plain, partitioned, and on a Dask
+LocalCluster whose workers read the URLs themselves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bench.generate import SIZES, generate
+from typer.testing import CliRunner
+
+from fpipe.app import app
+from fpipe.io.urls import is_url
+from helpers import run_cli
+from http_store import serve
+
+SET = "bench"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(SIZES["T"], tmp_path_factory.mktemp("urldata"))
+
+
+@pytest.fixture(scope="module")
+def store(data: Path) -> Iterator[str]:
+    with serve(data) as base:
+        yield base
+
+
+def url_defs(data: Path, base: str, tmp: Path) -> Path:
+    """The bench definitions with every input path replaced by its URL."""
+    text = (data / "defs" / "bench.yaml").read_text()
+    for name in ("events", "profiles", "spine"):
+        assert f"../{name}.parquet" in text
+        text = text.replace(f"../{name}.parquet", f"{base}/{name}.parquet")
+    defs = tmp / "defs"
+    defs.mkdir()
+    (defs / "bench.yaml").write_text(text)
+    return defs
+
+
+def backfill(defs: Path, out: Path, *extra: str) -> str:
+    res = CliRunner().invoke(app, ["--defs", str(defs), "-q", "backfill", SET, "--out", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+@pytest.fixture(scope="module")
+def local_bytes(data: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    out = tmp_path_factory.mktemp("local") / "local.parquet"
+    backfill(data / "defs", out)
+    return out.read_bytes()
+
+
+def test_is_url() -> None:
+    assert all(is_url(u) for u in ("s3://b/k.parquet", "gs://b/k", "az://c/p", "https://h/f.csv", "file:///tmp/x"))
+    assert not any(is_url(p) for p in ("data/x.parquet", "/abs/x.parquet", "~/x.csv", "C:\\data\\x.csv", "a:b"))
+
+
+@pytest.mark.parametrize("extra", [[], ["--partitions", "3"]], ids=["plain", "partitioned"])
+def test_url_inputs_write_the_local_bytes(data: Path, store: str, local_bytes: bytes, tmp_path: Path, extra: list[str]) -> None:
+    defs = url_defs(data, store, tmp_path)
+    out = tmp_path / "url.parquet"
+    backfill(defs, out, *extra)
+    assert out.read_bytes() == local_bytes
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    events = manifest["inputs"]["events"]
+    assert events["path"] == f"{store}/events.parquet"  # the URL, not mangled into a local path
+    assert events["files"] == [{"path": f"{store}/events.parquet", "bytes": None, "blake2b": None, "remote": True}]
+
+
+def test_url_spine_option_and_loader_keep_the_url(data: Path, store: str, local_bytes: bytes, tmp_path: Path) -> None:
+    from fpipe.spec.loader import load_definitions
+
+    defs = url_defs(data, store, tmp_path)
+    loaded = load_definitions(defs)
+    assert loaded.sources["events"].path == f"{store}/events.parquet"
+    assert loaded.spines["requests"].path == f"{store}/spine.parquet"
+    # local sources, the spine given as a URL on the command line
+    out = tmp_path / "spine_url.parquet"
+    backfill(data / "defs", out, "--spine", f"{store}/spine.parquet")
+    assert out.read_bytes() == local_bytes
+
+
+def test_url_inputs_on_dask_workers(data: Path, store: str, local_bytes: bytes, tmp_path: Path, scheduler: str) -> None:
+    defs = url_defs(data, store, tmp_path)
+    out = tmp_path / "dask.parquet"
+    backfill(defs, out, "--engine", "dask", "--scheduler", scheduler)
+    assert out.read_bytes() == local_bytes
+
+
+def test_missing_url_is_one_located_error(data: Path, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    defs = url_defs(data, store, tmp_path)
+    text = (defs / "bench.yaml").read_text().replace(f"{store}/events.parquet", f"{store}/nowhere/events.parquet")
+    (defs / "bench.yaml").write_text(text)
+    code, _, err = run_cli(["--defs", str(defs), "-q", "backfill", SET, "--out", str(tmp_path / "x.parquet")], capsys)
+    assert code == 2, err
+    assert err.startswith(f"{store}/nowhere/events.parquet: error: cannot read source 'events': ")
+    assert "404" in err
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_memory_limit_with_url_inputs_asks_for_partitions(data: Path, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    defs = url_defs(data, store, tmp_path)
+    code, _, err = run_cli(["--defs", str(defs), "-q", "backfill", SET, "--out", str(tmp_path / "x.parquet"), "--memory-limit", "4GB"], capsys)
+    assert code == 2, err
+    assert f"--memory-limit chooses the partitions from the inputs' sizes on disk, and {store}/events.parquet is a URL" in err
+    assert "hint: pass --partitions N instead" in err
+
+
+def test_serving_log_at_a_url(data: Path, store: str, tmp_path: Path) -> None:
+    """`skew-report --served URL`: the harness's serving log (fpipe's own values) passes."""
+    from bench import run
+
+    out = tmp_path / "all.parquet"
+    backfill(data / "defs", out)
+    run.write_serving_log(data, out, data / "served.parquet")
+    try:
+        res = CliRunner().invoke(
+            app, ["--defs", str(data / "defs"), "-q", "skew-report", SET, "--served", f"{store}/served.parquet", "--format", "json"]
+        )
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["status"] == "pass"
+    finally:
+        (data / "served.parquet").unlink()
