@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import pytest
 
 import test_engine_vs_oracle as props
+from fpipe.engine import events as E
 from fpipe.engine import features as F
 from fpipe.engine import kernels as K
 from fpipe.engine import windows as W
@@ -69,3 +70,29 @@ def test_engine_matches_oracle_with_and_without_packed_keys(limit: int, packed: 
 def test_no_leakage_on_every_path(limit: int) -> None:
     with small_key_events(limit):
         props.test_engine_no_leakage()
+
+
+@contextmanager
+def numbered_integer_keys() -> Iterator[None]:
+    """Every single integer key column numbered (`events.SPARSE_KEYS` = 0), as sparse ids are: the spine's
+    keys map to `_kid` by a join instead of being their own `_kid`."""
+    saved = E.SPARSE_KEYS
+    E.SPARSE_KEYS = 0
+    try:
+        yield
+    finally:
+        E.SPARSE_KEYS = saved
+
+
+@pytest.mark.parametrize("limit", [2, 64])
+def test_engine_matches_oracle_with_numbered_integer_keys(limit: int) -> None:
+    with small_key_events(limit), numbered_integer_keys():
+        props.test_engine_matches_oracle()
+        props.test_engine_window_arithmetic_matches_oracle()
+        props.test_engine_shuffle_changes_nothing()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rule_cases_with_numbered_integer_keys(name: str) -> None:
+    with numbered_integer_keys():
+        check_engine(CASES[name]())

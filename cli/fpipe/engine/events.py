@@ -25,11 +25,15 @@ class EntitySpine:
     sorted: pl.DataFrame  # `_row`, `_kid`, `_t`
     ids: pl.DataFrame  # key columns `_k0..` -> `_kid`
     key_dtypes: list[pl.DataType]
+    dense: bool = False  # `_kid` numbers the keys (also for one integer key column whose values are sparse)
 
     @property
     def integer_key(self) -> bool:
         """One integer key column, whose value (as Int64) is `_kid`."""
-        return len(self.key_dtypes) == 1 and _fits_int64(self.key_dtypes[0])
+        return len(self.key_dtypes) == 1 and _fits_int64(self.key_dtypes[0]) and not self.dense
+
+
+SPARSE_KEYS = 4  # one integer key column is numbered when its range is this many times its distinct values
 
 
 def key_columns(n: int) -> list[str]:
@@ -45,11 +49,17 @@ def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
     dtypes = [frame.schema[k] for k in kcols]
     if len(kcols) == 1 and _fits_int64(dtypes[0]):
         ids = frame.select(pl.col("_k0").unique()).with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
-        keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
+        span = ids.select(pl.col("_kid").max() - pl.col("_kid").min()).item()
+        if span is None or span < SPARSE_KEYS * ids.height:
+            keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
+            return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes)
+        # sparse integer keys (hashed or snowflake ids, or one hash partition's keys): numbered in key order,
+        # so that (key, time) packs into one int64 (kernels.sort_by_key_time, windows.PositionFinder)
+        ids = ids.sort("_k0").drop("_kid").with_row_index("_kid").with_columns(pl.col("_kid").cast(pl.Int64))
     else:
         ids = frame.select(kcols).unique(maintain_order=True).with_row_index("_kid").with_columns(pl.col("_kid").cast(pl.Int64))
-        keyed = frame.join(ids, on=kcols, how="left", maintain_order="left")
-    return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes)
+    keyed = frame.join(ids, on=kcols, how="left", maintain_order="left")
+    return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes, dense=True)
 
 
 def prepare_events(

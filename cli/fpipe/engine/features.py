@@ -121,7 +121,7 @@ class EntityFeatures:
         the rows of null value when `skip`). Results are per key, so extra rows change nothing."""
         if (*part, skip) not in group.big:
             rows = self.es.sorted.filter(others)
-            child = EntityFeatures(self.defs, rows, (), es=EntitySpine(rows, self.es.ids, self.es.key_dtypes))
+            child = EntityFeatures(self.defs, rows, (), es=EntitySpine(rows, self.es.ids, self.es.key_dtypes, self.es.dense))
             events = group.events.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left")
             if skip:
                 events = events.filter(pl.col("_v").is_not_null())
