@@ -62,7 +62,7 @@ $(FEAST_STAMP):
 	touch $(FEAST_STAMP)
 
 bench-feast: $(STAMP) $(FEAST_STAMP)
-	$(PY) -m bench.feast_run --sizes S,M
+	$(PY) -m bench.feast_run --sizes T,S,M
 
 clean:
 	rm -rf $(VENV) $(FEAST_VENV) out models .pytest_cache .mypy_cache .ruff_cache

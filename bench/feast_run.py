@@ -52,8 +52,11 @@ class Run:
     cpu: float = 0.0
     rss_mib: float = 0.0
     returncode: int = 0
+    rows: int = 0
     problems: list[str] = field(default_factory=list)  # unexplained: the run fails
     notes: list[str] = field(default_factory=list)  # explained differences, counted
+    not_returned: int = 0  # spine rows Feast did not return (all predicted)
+    tie_differs: int = 0  # values that differ at a tie
 
 
 def write_defs(data: Path) -> Path:
@@ -166,6 +169,7 @@ def check(run: Run, ref: pl.DataFrame, got: pl.DataFrame, exp: pl.DataFrame) -> 
     orphan = exp.select(pl.any_horizontal(f"orphan_{n}" for n in LOOKUPS)).to_series()
     if int(dropped.sum()):
         if dropped.equals(orphan, check_names=False):
+            run.not_returned = int(dropped.sum())
             run.notes.append(
                 f"{int(dropped.sum()):,} of {ref.height:,} spine rows not returned by Feast, exactly the predicted ones "
                 "(key has source rows, none at or before t within the ttl, for at least one view)"
@@ -180,10 +184,18 @@ def check(run: Run, ref: pl.DataFrame, got: pl.DataFrame, exp: pl.DataFrame) -> 
         tie = exp.get_column(f"tie_{name}")
         eq = exp.get_column(f"eqtime_{name}")
         n_tie, n_bad_tie, n_bad_other = int(tie.sum()), int((bad & tie).sum()), int((bad & ~tie).sum())
+        run.tie_differs += n_bad_tie
         if int(eq.sum()):
+            example = ""
+            if n_bad_tie:
+                i = int((bad & tie).arg_true()[0])
+                example = (
+                    f" (e.g. request_id {ref['request_id'][i]}, user {ref['user_id'][i]}, t {ref['t'][i]}: "
+                    f"fpipe {ref[name][i]!r}, Feast {got[name][i]!r})"
+                )
             run.notes.append(
                 f"{name}: {int(eq.sum())} spine rows whose chosen event_time has more than one row of the user, "
-                f"{n_tie} of them with different values; Feast differs from fpipe on {n_bad_tie} of those"
+                f"{n_tie} of them with different values; Feast differs from fpipe on {n_bad_tie} of those{example}"
             )
         if n_bad_other:
             i = int((bad & ~tie).arg_true()[0])
@@ -225,6 +237,14 @@ def render(runs: list[Run], info: dict[str, str], cmdline: str, skipped: list[st
         "",
         f"Command: `{cmdline}` ({info.pop('date')}).",
         "",
+        "Result: "
+        + (
+            "no difference without a verified cause. Outside ties, fpipe and Feast agree on every value of every"
+            " row Feast returns; the differences at ties and the rows the `file` store does not return are listed below."
+            if not any(r.problems for r in runs)
+            else "**a failure or a difference without a verified cause** (below); the exit status is 1."
+        ),
+        "",
         "### Machine and versions",
         "",
         *[f"- {k}: {v}" for k, v in info.items()],
@@ -238,7 +258,12 @@ def render(runs: list[Run], info: dict[str, str], cmdline: str, skipped: list[st
     for r in runs:
         f = ref.get(r.size)
         ratio = f"{f.wall / r.wall:.2f}" if f and r.tool != "fpipe" and r.wall and not r.problems else ""
-        verdict = "reference" if r.tool == "fpipe" else ("agree" + (" (see notes)" if r.notes else "") if not r.problems else "**DISAGREES**")
+        verdict = "reference" if r.tool == "fpipe" else ("agree" if not r.problems else "**DISAGREES**")
+        if r.tool != "fpipe" and not r.problems:
+            if r.not_returned:
+                verdict += f" on the {f.rows - r.not_returned:,} rows returned ({r.not_returned:,} not returned)" if f else ""
+            if r.tie_differs:
+                verdict += f", except {r.tie_differs} value(s) at ties"
         if r.problems and (r.returncode != 0 or r.problems[0].startswith("killed")):
             verdict = f"**FAILED** ({r.problems[0]})"
         lines.append(f"| {r.size} | {r.tool} | {r.wall:.2f} | {r.cpu:.2f} | {r.rss_mib:.0f} | {ratio} | {verdict} |")
@@ -264,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stores", default="file,duckdb", help="Feast offline stores to run")
     ap.add_argument("--feast-python", default=str(ROOT / ".venv-feast" / "bin" / "python"))
     ap.add_argument("--timeout", type=float, default=600.0, help="wall seconds per Feast run before it is killed")
-    ap.add_argument("--rss-limit", type=float, default=8_192.0, help="MiB of RSS per Feast run before it is killed")
+    mem_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    ap.add_argument(
+        "--rss-limit", type=float, default=round(0.6 * mem_mib), help="MiB of RSS per Feast run before it is killed (default 60%% of RAM)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "feast.md", help="doc with the generated section ('-': none)")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
@@ -283,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         if fp.problems:
             continue
         ref = pl.read_parquet(out)
+        fp.rows = ref.height
         exp = expected(data)
         for store in [s for s in args.stores.split(",") if s]:
             name = f"feast ({store})"
