@@ -96,3 +96,26 @@ def test_engine_matches_oracle_with_numbered_integer_keys(limit: int) -> None:
 def test_rule_cases_with_numbered_integer_keys(name: str) -> None:
     with numbered_integer_keys():
         check_engine(CASES[name]())
+
+
+@pytest.mark.parametrize("limit", [2, 64])
+def test_engine_matches_oracle_with_int128_sorts_and_grouped_positions(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys x time spans too wide for one int64: the event sort packs (key, time) into an Int128 and the
+    window positions search groups of keys (`windows.GroupedFinder`), forced here: no int64 sort packing,
+    and at most 2 keys per position group."""
+    monkeypatch.setattr(K, "PACKED_SORT_MIN_ROWS", 0)
+    monkeypatch.setattr(K, "PACKED_SORT_BITS", 0)
+    monkeypatch.setattr(W, "GROUP_KEYS", 2)
+    groups = []
+    real = W.GroupedFinder.find
+
+    def counting(self: W.GroupedFinder, at: object, inclusive: bool) -> object:
+        groups.append(len(self.parts))
+        return real(self, at, inclusive)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(W.GroupedFinder, "find", counting)
+    with small_key_events(limit):
+        props.test_engine_matches_oracle()
+        props.test_engine_window_arithmetic_matches_oracle()
+        props.test_engine_shuffle_changes_nothing()
+    assert groups and max(groups) > 1, "no scenario searched more than one group of keys"

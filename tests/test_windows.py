@@ -124,3 +124,31 @@ def test_range_counts_give_up_only_when_keys_times_span_do_not_fit() -> None:
     assert W.range_counts(kid, et, kid, et, et + 1, False) is None
     none = np.array([], dtype=np.int64)
     assert W.range_counts(none, none, kid, et, et + 1, False).tolist() == [0, 0]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(1, 12), st.integers(1, 40), st.booleans(), st.integers(6, 9))
+def test_grouped_positions_match_brute_force(seed: int, n: int, keys: int, span: int, inclusive: bool, bits: int) -> None:
+    """With few packed bits, keys x span does not fit and the keys are searched in groups: positions must
+    equal one (key, time) search, for spine keys below, inside and above the events' keys."""
+    rng = np.random.default_rng(seed)
+    kid_e, et = sorted_events(rng, n, keys, span)
+    kid_e = kid_e * 3 + 5  # sparse keys: gaps between groups and inside them
+    kid_s = rng.integers(0, keys * 3 + 10, 40)
+    at = rng.integers(-5, span + 5, 40)
+    saved = W.PACKED_BITS
+    W.PACKED_BITS = bits  # 64 to 512 (key, time) values per int64 group
+    try:
+        finder = W.GroupedFinder.build(kid_e, et, kid_s)
+        whole = W.PositionFinder.packed(kid_e, et, kid_s)
+    finally:
+        W.PACKED_BITS = saved
+    if finder is None:  # only when a single key's span does not fit the bits
+        assert int(et.max()) - int(et.min()) + 1 > 1 << bits
+        return
+    got = finder.find(at, inclusive)
+    for i in range(kid_s.size):
+        below = (kid_e < kid_s[i]) | ((kid_e == kid_s[i]) & ((et <= at[i]) if inclusive else (et < at[i])))
+        assert got[i] == int(below.sum()), (i, kid_s[i], at[i])
+    if whole is not None:  # when everything fits in one int64 the grouped search agrees with it
+        assert got.tolist() == whole.find(at, inclusive).tolist()

@@ -85,8 +85,8 @@ def direct_windows(
     kid_e = by_et.get_column("_kid").to_numpy()
     t_s = us(sp.get_column(K.T))
     kid_s = sp.get_column("_kid").to_numpy()
-    finder = W.PositionFinder.packed(kid_e, et, kid_s)
-    if finder is None:  # keys x times do not fit in 62 bits: as-of lookups on a global position table
+    finder = W.position_finder(kid_e, et, kid_s)
+    if finder is None:  # too many key groups (a time span of millennia): as-of lookups on a global position table
         starts = np.searchsorted(kid_e, kid_s, side="left")
         ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
 

@@ -75,14 +75,16 @@ def prefix_table(
 
 
 PACKED_SORT_MIN_ROWS = 50_000  # below this the three-column sort is as fast
+PACKED_SORT_BITS = 62  # (key, time) packs into an int64 below 2**this, else into an Int128
 
 
 def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = None) -> pl.DataFrame:
     """`frame` (or its `columns`) sorted by (`_kid`, `on`, `_pos`).
 
-    When the key range times the time range fits in 62 bits and the frame is already in `_pos` order (as
-    every prepared event frame is), one stable sort of a packed int64 (key, time) column gives the same
-    order at less than half the cost of the three-column sort (PITFALLS: packed keys).
+    When the frame is already in `_pos` order (as every prepared event frame is), one stable sort of a
+    packed (key, time) column gives the same order: an int64 when the key range times the time range fits
+    in 62 bits, at less than half the cost of the three-column sort (PITFALLS: packed keys); else an Int128
+    (10M rows: 1.6 s against 2.6 s for the three columns, measured under load).
     """
     cols = columns or frame.columns
     if frame.height < PACKED_SORT_MIN_ROWS:
@@ -96,8 +98,12 @@ def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = N
         return frame.sort(["_kid", on, "_pos"]).select(cols)
     span = int(st["t1"]) - int(st["t0"]) + 1
     keys = int(st["k1"]) - int(st["k0"]) + 1
-    if keys * span >= 1 << 62:
-        return frame.sort(["_kid", on, "_pos"]).select(cols)
+    if keys * span >= 1 << PACKED_SORT_BITS:  # an Int128 (key, time): one column still sorts faster than three
+        wide = (pl.col("_kid") - st["k0"]).cast(pl.Int128) * pl.lit(span, pl.Int128) + (t - st["t0"]).cast(pl.Int128)
+        return (
+            frame.lazy().select(*cols, wide.alias("_packed")).sort("_packed", maintain_order=True)
+            .select(cols).collect(engine="in-memory")
+        )
     packed = (pl.col("_kid") - st["k0"]) * span + (t - st["t0"])
     # the key and the time are not carried through the sort: they are recovered from the packed value
     carried = [c for c in cols if c not in ("_kid", on)]

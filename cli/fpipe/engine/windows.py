@@ -152,6 +152,69 @@ class PositionFinder:
         return found
 
 
+MAX_KEY_GROUPS = 4096  # beyond this many key groups, the caller's as-of lookups are cheaper than the loop
+GROUP_KEYS = 1 << 62  # at most this many keys per group (tests lower it to search many small groups)
+
+
+def position_finder(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | GroupedFinder | None:
+    """The finder for events `kid_e`, `et` in (key, time) order and spine keys `kid_s`: one packed search
+    when keys x time span fits in `PACKED_BITS`, else one per group of keys; None when even one key's span
+    does not fit or the groups would be too many (the caller then uses as-of lookups)."""
+    if kid_e.size == 0:
+        return None
+    per_group = _keys_per_group(et)
+    if per_group < 1:
+        return None
+    groups = (int(kid_e[-1]) - int(kid_e[0])) // per_group + 1
+    if groups == 1:
+        return PositionFinder.packed(kid_e, et, kid_s)
+    return GroupedFinder.build(kid_e, et, kid_s) if groups <= MAX_KEY_GROUPS else None
+
+
+def _keys_per_group(et: np.ndarray) -> int:
+    span = int(et.max()) - int(et.min()) + 1
+    return min((1 << PACKED_BITS) // span, GROUP_KEYS)  # (key - first key) * span + time fits
+
+
+@dataclass
+class GroupedFinder:
+    """`PositionFinder`s over groups of consecutive keys, when keys x time span does not fit in one int64
+    (more keys than 2**62 / span: 131,072 keys over a year of microseconds). The events of a group are one
+    slice of the (key, time) order and each slice packs; a spine row searches its key's group only."""
+
+    parts: list[tuple[np.ndarray, int, PositionFinder | None]]  # (spine rows, first event position, finder)
+    m: int
+
+    @classmethod
+    def build(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> GroupedFinder | None:
+        if kid_e.size == 0:
+            return None
+        k0, k1 = int(kid_e[0]), int(kid_e[-1])
+        per_group = _keys_per_group(et)
+        if per_group < 1:
+            return None
+        groups = (k1 - k0) // per_group + 1
+        edges = np.searchsorted(kid_e, k0 + per_group * np.arange(groups + 1, dtype=np.int64), side="left")
+        # rows below the first key search group 0 (position 0), above the last the last group (position n)
+        g_s = np.clip((kid_s - k0) // per_group, 0, groups - 1)
+        order = np.argsort(g_s, kind="stable")
+        ends = np.cumsum(np.bincount(g_s, minlength=groups))
+        parts = []
+        for g in range(groups):
+            rows = order[(ends[g - 1] if g else 0) : ends[g]]
+            a, b = int(edges[g]), int(edges[g + 1])
+            if rows.size:
+                parts.append((rows, a, PositionFinder.packed(kid_e[a:b], et[a:b], kid_s[rows])))
+        return cls(parts, kid_s.size)
+
+    def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:
+        """As `PositionFinder.find`: one past the last event of each row's key with time < at (<= at)."""
+        out = np.empty(self.m, dtype=np.int64)
+        for rows, first, finder in self.parts:
+            out[rows] = first + (finder.find(at[rows], inclusive) if finder is not None else 0)
+        return out
+
+
 def compute(
     t: np.ndarray,
     lo: np.ndarray,
