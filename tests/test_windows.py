@@ -118,12 +118,39 @@ def test_range_counts_match_brute_force(seed: int, n: int, keys: int, inclusive:
         assert got[i] == int((same & inside).sum()), (i, kid_s[i], lo[i], hi[i])
 
 
-def test_range_counts_give_up_only_when_keys_times_span_do_not_fit() -> None:
-    kid = np.array([0, 1 << 20])
-    et = np.array([0, 1 << 45])
-    assert W.range_counts(kid, et, kid, et, et + 1, False) is None
+def test_range_counts_beyond_one_int64() -> None:
+    """Keys x span too wide for an int64: an Int128 sort and groups of keys, same counts; None only when one
+    key's span alone does not fit (then the caller's prefix tables answer)."""
+    kid = np.array([1 << 20, 0, 1 << 20, 5])
+    et = np.array([1 << 45, 0, 3, 7])
+    got = W.range_counts(kid, et, np.array([0, 5, 1 << 20, 1 << 20, 9]), np.array([0, 0, 0, 4, 0]), np.array([1, 8, 1 << 46, 1 << 46, 9]), False)
+    assert got is not None and got.tolist() == [1, 1, 2, 1, 0]
+    assert W.range_counts(np.array([0, 1]), np.array([0, 1 << 62]), np.array([0]), np.array([0]), np.array([1]), False) is None
     none = np.array([], dtype=np.int64)
-    assert W.range_counts(none, none, kid, et, et + 1, False).tolist() == [0, 0]
+    assert W.range_counts(none, none, kid, et, et + 1, False).tolist() == [0, 0, 0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 9), st.booleans(), st.integers(6, 9))
+def test_range_counts_in_groups_match_brute_force(seed: int, n: int, keys: int, inclusive: bool, bits: int) -> None:
+    rng = np.random.default_rng(seed)
+    kid_e = rng.integers(0, keys, n) * 3 + 3
+    et = rng.integers(0, 40, n)
+    kid_s = rng.integers(0, keys * 3 + 6, 25)
+    lo = rng.integers(-10, 45, 25)
+    hi = lo + rng.integers(0, 15, 25)
+    saved = W.PACKED_BITS
+    W.PACKED_BITS = bits
+    try:
+        got = W.range_counts(kid_e, et, kid_s, lo, hi, inclusive)
+    finally:
+        W.PACKED_BITS = saved
+    if got is None:
+        assert int(et.max()) - int(et.min()) + 1 > 1 << bits
+        return
+    for i in range(kid_s.size):
+        inside = (et > lo[i]) & (et <= hi[i]) if inclusive else (et >= lo[i]) & (et < hi[i])
+        assert got[i] == int(((kid_e == kid_s[i]) & inside).sum()), i
 
 
 @settings(max_examples=80, deadline=None)

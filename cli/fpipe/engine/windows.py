@@ -96,10 +96,19 @@ PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2*
 def range_counts(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, lo: np.ndarray, hi: np.ndarray, inclusive: bool) -> np.ndarray | None:
     """Per spine row (key `kid_s`), how many events of its key have lo <= et < hi (lo < et <= hi when
     `inclusive`): two binary searches per row over the sorted packed (key, time) of the events, O((n + m)
-    log n). None when keys x times do not fit in `PACKED_BITS` (the caller then uses prefix tables)."""
-    finder = PositionFinder.unsorted(kid_e, et, kid_s)
+    log n); when keys x times do not fit in `PACKED_BITS`, an Int128 sort and groups of keys. None only
+    beyond `MAX_KEY_GROUPS` groups (the caller then uses prefix tables)."""
+    if kid_e.size == 0:
+        return np.zeros(kid_s.size, dtype=np.int64)
+    finder: PositionFinder | GroupedFinder | None = PositionFinder.unsorted(kid_e, et, kid_s)
+    if finder is None:  # too wide for one int64: sort by an Int128 (key, time), then search groups of keys
+        k0, t0 = int(kid_e.min()), int(et.min())
+        pairs = pl.DataFrame({"k": kid_e, "t": et}).sort(
+            (pl.col("k") - k0).cast(pl.Int128) * pl.lit(int(et.max()) - t0 + 1, pl.Int128) + (pl.col("t") - t0).cast(pl.Int128)
+        )
+        finder = position_finder(pairs.get_column("k").to_numpy(), pairs.get_column("t").to_numpy(), kid_s)
     if finder is None:
-        return None if kid_e.size else np.zeros(kid_s.size, dtype=np.int64)
+        return None
     return (finder.find(hi, inclusive) - finder.find(lo, inclusive)).astype(np.int64)
 
 
@@ -136,7 +145,7 @@ class PositionFinder:
         k0, k1 = int(kid_e.min()), int(kid_e.max())
         t0, t1 = int(et.min()), int(et.max())
         span = t1 - t0 + 1
-        if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
+        if (k1 - k0 + 1) * span >= 1 << PACKED_BITS or k1 - k0 + 1 > GROUP_KEYS:
             return None
         packed_events = pl.Series((kid_e - k0) * span + (et - t0)).sort().to_numpy()
         return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
