@@ -192,7 +192,7 @@ def rank_events(events: pl.DataFrame) -> pl.DataFrame:
 def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
     """Per key, in visibility order, the running max (or min) rank: the winner among the rows visible so far.
 
-    Sorted by a packed (key, visibility) column when it fits (the order among equal instants does not
+    Sorted by a packed (key, visibility) column, an int64 when it fits, else an Int128 (the order among equal instants does not
     matter: a lookup reads the last of them, whose running value covers them all), and the running extreme
     taken in one pass over rank + a per-key offset that makes each key's values dominate the ones before
     it, instead of a grouped `cum_max().over(key)`."""
@@ -204,11 +204,14 @@ def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
     vis = pl.col("_vis").dt.epoch("us")
     st = table.select(pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), vis.min().alias("t0"), vis.max().alias("t1")).row(0, named=True)
     k0, keys, span = int(st["k0"]), int(st["k1"]) - int(st["k0"]) + 1, int(st["t1"]) - int(st["t0"]) + 1
-    if keys * max(span, n + 1) >= 1 << 62:
+    if keys * (n + 1) >= 1 << 62:
         running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
         return table.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
     key = pl.col("_kid") - k0
-    table = table.sort(key * span + (vis - st["t0"]))
+    if keys * span < 1 << PACKED_SORT_BITS:
+        table = table.sort(key * span + (vis - st["t0"]))
+    else:  # more keys than 2^62 / span: an Int128 (key, visibility) still sorts faster than two columns
+        table = table.sort(key.cast(pl.Int128) * pl.lit(span, pl.Int128) + (vis - st["t0"]).cast(pl.Int128))
     if pick == "max":  # later keys sit above every earlier rank
         best = (key * (n + 1) + pl.col("_r")).cum_max() - key * (n + 1)
     else:  # later keys sit below every earlier rank
