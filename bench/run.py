@@ -160,7 +160,7 @@ def goals(rows: list[Measurement]) -> list[str]:
         ratio = getattr(ours, attr) / getattr(theirs, attr)
         verdict = "met" if ratio <= limit else "**not met**"
         if peer in INEXACT:
-            verdict = f"for reference only: that SQL is not exact ({theirs.note})"
+            verdict = f"for reference only, that SQL is not exact: {theirs.note}"
         out.append(f"| {label} | <= {limit:.1f} | {ratio:.2f} | {verdict} |")
     if not out:
         return []
