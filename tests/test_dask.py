@@ -45,3 +45,31 @@ def test_dask_engine_checks_equal_local(scheduler: str, tmp_path: Path, capsys: 
     defs = _checks_project(tmp_path / "p", on_fail)
     runs = {"dask": ["--engine", "dask", "--scheduler", scheduler, "--partitions", "3"]}
     assert check_cli_runs(defs, tmp_path, runs, capsys) == (1 if on_fail == "fail" else 0)
+
+
+@pytest.mark.parametrize("on_fail", ["fail", "quarantine"])
+def test_dask_client_is_closed_however_the_build_ends(
+    scheduler: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, on_fail: str
+) -> None:
+    """A build that stops before any task runs (a failed check) still disconnects: a client left open
+    keeps reconnecting to the scheduler after it has gone (and drew on the global `random` from Dask's
+    thread, which Hypothesis reported in later tests)."""
+    from tests.helpers import run_cli
+    from tests.test_partition import _checks_project
+
+    from fpipe.distributed import dask_engine
+
+    made = []
+    real = dask_engine.make_runner
+
+    def recording(address: str, timeout: float = 30.0) -> tuple[dask_engine.DaskRunner, int]:
+        runner, workers = real(address, timeout)
+        made.append(runner)
+        return runner, workers
+
+    monkeypatch.setattr(dask_engine, "make_runner", recording)
+    defs = _checks_project(tmp_path / "p", on_fail)
+    argv = ["--defs", str(defs), "-q", "backfill", "--out", str(tmp_path / "o.parquet"), "--engine", "dask", "--scheduler", scheduler]
+    code, _, _ = run_cli(argv, capsys)
+    assert code == (1 if on_fail == "fail" else 0)
+    assert len(made) == 1 and made[0].client.status == "closed"

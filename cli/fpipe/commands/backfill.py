@@ -82,11 +82,15 @@ def backfill(
     t0, t1 = _parse_when(start, "--start"), _parse_when(end, "--end")
     scale, runner = _scale_options(project, name, spine, partitions, memory_limit, engine, scheduler)
     project.fingerprint_inputs_in_background(name)
-    with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
-        result = project.build_training_set(
-            name, spine_path=spine, start=t0, end=t1, progress=progress,
-            partitions=scale.partitions, runner=runner,
-        )
+    try:
+        with stage_progress(not opts.quiet and not json_out, opts.no_color) as progress:
+            result = project.build_training_set(
+                name, spine_path=spine, start=t0, end=t1, progress=progress,
+                partitions=scale.partitions, runner=runner,
+            )
+    finally:
+        if runner is not None:
+            runner.close()
     write_frame(result.frame, out, fmt)
     scale.peak_rss_bytes = peak_rss_bytes()
     manifest = project.manifest(name, result, str(out), ["fpipe", *sys.argv[1:]])
@@ -144,6 +148,7 @@ def _scale_options(
         raise UsageError("--scheduler needs --engine dask")
     runner = None
     scale = RunScale(engine=engine, partitions=partitions, chosen_by="--partitions" if partitions else None)
+    scale.memory_limit_bytes = parse_size(memory_limit) if memory_limit else None  # before connecting to Dask
     if engine == "dask":
         if not scheduler:
             raise UsageError("--engine dask needs --scheduler", hint="e.g. --scheduler tcp://HOST:8786")
@@ -154,17 +159,15 @@ def _scale_options(
             partitions = max(2, 2 * workers)
             scale.partitions, scale.chosen_by = partitions, f"2 x {workers} Dask worker(s)"
         scale.scheduler = scheduler
-    if memory_limit:
-        scale.memory_limit_bytes = parse_size(memory_limit)
-        if partitions is None:
-            from fpipe.distributed.partitioned import input_bytes
-            from fpipe.engine.partition import choose_partitions
+    if scale.memory_limit_bytes is not None and partitions is None:
+        from fpipe.distributed.partitioned import input_bytes
+        from fpipe.engine.partition import choose_partitions
 
-            _, _, cols = project.training_set_inputs(name)
-            spine_path = spine or project.defs.spines[project.defs.training_sets[name].spine].path
-            scale.input_bytes = input_bytes(project.defs, cols, spine_path)
-            scale.partitions = choose_partitions(scale.input_bytes, scale.memory_limit_bytes)
-            scale.chosen_by = f"--memory-limit {memory_limit}"
+        _, _, cols = project.training_set_inputs(name)
+        spine_path = spine or project.defs.spines[project.defs.training_sets[name].spine].path
+        scale.input_bytes = input_bytes(project.defs, cols, spine_path)
+        scale.partitions = choose_partitions(scale.input_bytes, scale.memory_limit_bytes)
+        scale.chosen_by = f"--memory-limit {memory_limit}"
     return scale, runner
 
 

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from fpipe.distributed.partitioned import Runner, Task, TaskResult, run_partition
+from fpipe.distributed.partitioned import Task, TaskResult, run_partition
 from fpipe.errors import UsageError
 
 
@@ -41,16 +41,27 @@ def connect(scheduler: str | None, timeout: float = 30.0, cluster: Any = None) -
         ) from None
 
 
-def make_runner(scheduler: str, timeout: float = 30.0) -> tuple[Runner, int]:
-    """A runner bound to the cluster at `scheduler`, and its worker count."""
+class DaskRunner:
+    """Runs the tasks on the cluster's workers (`Runner`); `close()` disconnects, also when the build stopped
+    before running anything (a failed check): an open client keeps reconnecting to a scheduler that left."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __call__(self, tasks: Sequence[Task]) -> list[TaskResult]:
+        futures = self.client.map(run_partition, list(tasks), pure=False)
+        return list(self.client.gather(futures))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_runner(scheduler: str, timeout: float = 30.0) -> tuple[DaskRunner, int]:
+    """A runner bound to the cluster at `scheduler` (close it when the build ends), and its worker count."""
     client = connect(scheduler, timeout)
-    workers = len(client.scheduler_info().get("workers", {}))
-
-    def runner(tasks: Sequence[Task]) -> list[TaskResult]:
-        try:
-            futures = client.map(run_partition, list(tasks), pure=False)
-            return list(client.gather(futures))
-        finally:
-            client.close()
-
-    return runner, workers
+    try:
+        workers = len(client.scheduler_info().get("workers", {}))
+    except BaseException:
+        client.close()
+        raise
+    return DaskRunner(client), workers
