@@ -49,8 +49,8 @@ def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
     dtypes = [frame.schema[k] for k in kcols]
     if len(kcols) == 1 and _fits_int64(dtypes[0]):
         ids = frame.select(pl.col("_k0").unique()).with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
-        span = ids.select(pl.col("_kid").max() - pl.col("_kid").min()).item()
-        if span is None or span < SPARSE_KEYS * ids.height:
+        lo, hi = ids.select(pl.col("_kid").min().alias("lo"), pl.col("_kid").max().alias("hi")).row(0)
+        if lo is None or hi - lo < SPARSE_KEYS * ids.height:  # Python ints: a range of 2**63 or more does not wrap
             keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
             return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes)
         # sparse integer keys (hashed or snowflake ids, or one hash partition's keys): numbered in key order,

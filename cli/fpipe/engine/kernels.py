@@ -99,7 +99,7 @@ def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = N
     span = int(st["t1"]) - int(st["t0"]) + 1
     keys = int(st["k1"]) - int(st["k0"]) + 1
     if keys * span >= 1 << PACKED_SORT_BITS:  # an Int128 (key, time): one column still sorts faster than three
-        wide = (pl.col("_kid") - st["k0"]).cast(pl.Int128) * pl.lit(span, pl.Int128) + (t - st["t0"]).cast(pl.Int128)
+        wide = (pl.col("_kid").cast(pl.Int128) - st["k0"]) * pl.lit(span, pl.Int128) + (t.cast(pl.Int128) - st["t0"])
         return (
             frame.lazy().select(*cols, wide.alias("_packed")).sort("_packed", maintain_order=True)
             .select(cols).collect(engine="in-memory")
@@ -211,7 +211,7 @@ def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
     if keys * span < 1 << PACKED_SORT_BITS:
         table = table.sort(key * span + (vis - st["t0"]))
     else:  # more keys than 2^62 / span: an Int128 (key, visibility) still sorts faster than two columns
-        table = table.sort(key.cast(pl.Int128) * pl.lit(span, pl.Int128) + (vis - st["t0"]).cast(pl.Int128))
+        table = table.sort((pl.col("_kid").cast(pl.Int128) - k0) * pl.lit(span, pl.Int128) + (vis.cast(pl.Int128) - st["t0"]))
     if pick == "max":  # later keys sit above every earlier rank
         best = (key * (n + 1) + pl.col("_r")).cum_max() - key * (n + 1)
     else:  # later keys sit below every earlier rank

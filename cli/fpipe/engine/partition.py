@@ -30,14 +30,15 @@ def is_integer_key(dtypes: Sequence[pl.DataType]) -> bool:
 
 
 def modulo_partition(column: str, n: int) -> pl.Expr:
-    """Partition id (UInt32) of one integer key column; nulls in partition 0."""
-    k = pl.col(column).cast(pl.Int64)
+    """Partition id (UInt32) of one integer key column; nulls in partition 0. (Int128 holds every Int64 and
+    UInt64 key; the floor modulo is the same number as in Int64 wherever both exist.)"""
+    k = pl.col(column).cast(pl.Int128)
     return (((k % n) + n) % n).fill_null(0).cast(pl.UInt32)
 
 
 def partition_predicate(column: str, n: int, p: int) -> pl.Expr:
     """Rows of partition p for an integer key (pushed down into a scan)."""
-    k = pl.col(column).cast(pl.Int64)
+    k = pl.col(column).cast(pl.Int128)
     pred = (((k % n) + n) % n) == p
     return (pred | k.is_null()) if p == 0 else pred.fill_null(False)
 

@@ -104,7 +104,7 @@ def range_counts(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, lo: np.nd
     if finder is None:  # too wide for one int64: sort by an Int128 (key, time), then search groups of keys
         k0, t0 = int(kid_e.min()), int(et.min())
         pairs = pl.DataFrame({"k": kid_e, "t": et}).sort(
-            (pl.col("k") - k0).cast(pl.Int128) * pl.lit(int(et.max()) - t0 + 1, pl.Int128) + (pl.col("t") - t0).cast(pl.Int128)
+            (pl.col("k").cast(pl.Int128) - k0) * pl.lit(int(et.max()) - t0 + 1, pl.Int128) + (pl.col("t").cast(pl.Int128) - t0)
         )
         finder = position_finder(pairs.get_column("k").to_numpy(), pairs.get_column("t").to_numpy(), kid_s)
     if finder is None:
@@ -169,7 +169,7 @@ def position_finder(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> Pos
     """The finder for events `kid_e`, `et` in (key, time) order and spine keys `kid_s`: one packed search
     when keys x time span fits in `PACKED_BITS`, else one per group of keys; None when even one key's span
     does not fit or the groups would be too many (the caller then uses as-of lookups)."""
-    if kid_e.size == 0:
+    if kid_e.size == 0 or int(kid_e[-1]) - int(kid_e[0]) >= 1 << PACKED_BITS:  # key offsets must fit too
         return None
     per_group = _keys_per_group(et)
     if per_group < 1:
@@ -182,7 +182,7 @@ def position_finder(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> Pos
 
 def _keys_per_group(et: np.ndarray) -> int:
     span = int(et.max()) - int(et.min()) + 1
-    return min((1 << PACKED_BITS) // span, GROUP_KEYS)  # (key - first key) * span + time fits
+    return min(((1 << PACKED_BITS) - 1) // span, GROUP_KEYS)  # keys x span < 2**PACKED_BITS, as `packed` needs
 
 
 @dataclass
@@ -200,12 +200,14 @@ class GroupedFinder:
             return None
         k0, k1 = int(kid_e[0]), int(kid_e[-1])
         per_group = _keys_per_group(et)
-        if per_group < 1:
+        if per_group < 1 or k1 - k0 >= 1 << PACKED_BITS:
             return None
         groups = (k1 - k0) // per_group + 1
-        edges = np.searchsorted(kid_e, k0 + per_group * np.arange(groups + 1, dtype=np.int64), side="left")
+        # group g holds keys k0 + g * per_group ...; every inner edge is <= k1, so nothing here overflows
+        inner = np.searchsorted(kid_e, k0 + per_group * np.arange(1, groups, dtype=np.int64), side="left")
+        edges = np.r_[0, inner, kid_e.size]
         # rows below the first key search group 0 (position 0), above the last the last group (position n)
-        g_s = np.clip((kid_s - k0) // per_group, 0, groups - 1)
+        g_s = (np.clip(kid_s, k0, k1) - k0) // per_group
         order = np.argsort(g_s, kind="stable")
         ends = np.cumsum(np.bincount(g_s, minlength=groups))
         parts = []

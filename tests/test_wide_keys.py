@@ -1,13 +1,10 @@
-"""Failing cases found in review of d0a0c3d..172276d (label counts by positions, numbered sparse keys,
-Int128 sorts and grouped position finders, URL inputs, run scale). Each test is marked xfail(strict) until
-its fix lands; remove the mark with the fix.
-
-Findings 1-4 share one root: one Int64 key column whose values span 2**63 or more (signed 64-bit hashed
-ids: a minimum near -2**63 and a maximum near 2**63) is not numbered by `engine/events.py` `entity_spine`,
-because `max - min` of the key wraps around in Int64 and looks small, so such keys stay their own `_kid`;
-then `(key - k0)` wraps again in the Int128 packings (`kernels.sort_by_key_time`, `windows.range_counts`:
-the subtraction happens in Int64 before the cast) and in `windows.GroupedFinder.build` (numpy int64).
-The commit before 660fb72 builds all of these correctly.
+"""Keys and time ranges at the edges of int64, found by review of the packed (key, time) paths (label counts
+by positions, numbered sparse keys, Int128 sorts, grouped position finders) and of partitioning:
+- one Int64 key column whose values span 2**63 or more (signed 64-bit hashed ids) wrapped `max - min` and
+  was not numbered, then `(key - k0)` wrapped again before the Int128 casts and in numpy: now the range is
+  taken in Python integers (so such keys are numbered) and every packing casts before it subtracts;
+- a group of keys could pack to exactly 2**62, which `PositionFinder.packed` refuses (counts of 0);
+- `--partitions` cast UInt64 keys to Int64 strictly: ids >= 2**63 failed; the modulo is now taken in Int128.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pytest
 from typer.testing import CliRunner
 
 from fpipe.app import app
@@ -52,7 +48,6 @@ def _engine_vs_oracle(defs: Definitions, sources: dict[str, list[dict[str, Any]]
                             tolerances=expected.tolerances)
 
 
-@pytest.mark.xfail(strict=True, reason="range_counts: (k - k0) wraps in Int64 before the Int128 cast; GroupedFinder gets keys out of order")
 def test_label_count_with_int64_keys_spanning_2_63() -> None:
     """Finding 1 (e5152da). A count label over two users with ids -2**62 and 2**62, one event each inside
     the horizon: the oracle gives 1 and 1; the engine raises ValueError ('minlength' must not be negative)
@@ -65,7 +60,6 @@ def test_label_count_with_int64_keys_spanning_2_63() -> None:
     assert _engine_vs_oracle(defs, {"ev": ev, "cb": []}, spine) == []
 
 
-@pytest.mark.xfail(strict=True, reason="GroupedFinder.build: (kid_s - k0) // per_group wraps in int64: the row searches the wrong group")
 def test_windowed_count_with_int64_keys_spanning_2_63_at_one_instant() -> None:
     """Finding 2 (660fb72). Events of users -2**62 and 2**62 at one instant (a time span of 1 us, so the
     key range needs 3 groups of 2**62 keys and windows.position_finder uses GroupedFinder). Spine one minute
@@ -79,7 +73,6 @@ def test_windowed_count_with_int64_keys_spanning_2_63_at_one_instant() -> None:
     assert _engine_vs_oracle(defs, {"ev": ev, "cb": []}, spine) == []
 
 
-@pytest.mark.xfail(strict=True, reason="sort_by_key_time: (_kid - k0) wraps in Int64 before the Int128 cast (>= 50,000 events)")
 def test_windowed_count_over_50k_events_with_int64_keys_spanning_2_63() -> None:
     """Finding 3 (660fb72), default thresholds. 50,000 events (kernels.PACKED_SORT_MIN_ROWS) alternating
     between users -2**62 and 2**62, one a minute; a windowed count must not depend on which integers name
@@ -109,7 +102,6 @@ def test_windowed_count_over_50k_events_with_int64_keys_spanning_2_63() -> None:
     assert build(LOW, HIGH).to_list() == reference.to_list()
 
 
-@pytest.mark.xfail(strict=True, reason="GroupedFinder: a full group packs to exactly 2**62 (PositionFinder.packed -> None, rows get 0); edges overflow")
 def test_range_counts_with_a_full_key_group() -> None:
     """Finding 4 (e5152da, 660fb72), windows.range_counts called directly with default constants. Events of
     keys 0, 2**62 - 1 and 2**62 + 5, all at time 5; count in [0, 10) per key: expected 1, 1, 1; got
@@ -121,10 +113,13 @@ def test_range_counts_with_a_full_key_group() -> None:
     kid = np.array([0, 2**62 - 1, 2**62 + 5], dtype=np.int64)
     et = np.full(3, 5, dtype=np.int64)
     got = W.range_counts(kid, et, kid.copy(), np.zeros(3, dtype=np.int64), np.full(3, 10, dtype=np.int64), False)
-    assert got is None or got.tolist() == [1, 1, 1]
+    assert got is None or got.tolist() == [1, 1, 1]  # None: keys 2**62 apart, left to the prefix tables
+    # keys x span of exactly 2**62 (keys 0 and 2**61 - 1 over 2 us): two groups, each packs
+    kid, et = np.array([0, 2**61 - 1]), np.array([5, 6])
+    got = W.range_counts(kid, et, np.array([0, 2**61 - 1, 7]), np.zeros(3, dtype=np.int64), np.full(3, 10, dtype=np.int64), False)
+    assert got is not None and got.tolist() == [1, 1, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="engine/partition.py casts a UInt64 key to Int64 (strict): ids >= 2**63 fail (pre-existing, 351f337)")
 def test_partitioned_build_with_uint64_keys_above_2_63(tmp_path: Path) -> None:
     """Finding 5 (pre-existing at d0a0c3d, from 351f337; found while checking partition invariance for every
     key dtype). UInt64 user ids 1 and 2**63 + 5: the plain backfill exits 0; with --partitions 3 it exits
