@@ -129,3 +129,22 @@ def test_serving_log_at_a_url(data: Path, store: str, tmp_path: Path) -> None:
         assert json.loads(res.stdout)["status"] == "pass"
     finally:
         (data / "served.parquet").unlink()
+
+
+def test_a_presigned_urls_query_is_never_written(data: Path, store: str, local_bytes: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A presigned URL's query string is a credential: the build reads it, but the manifest (inputs and
+    command line) and error messages show the URL without it."""
+    secret = "X-Amz-Signature=s3cr3t"
+    defs = url_defs(data, store, tmp_path)
+    text = (defs / "bench.yaml").read_text().replace(f"{store}/events.parquet", f"'{store}/events.parquet?{secret}'")
+    (defs / "bench.yaml").write_text(text)
+    out = tmp_path / "signed.parquet"
+    backfill(defs, out, "--spine", f"{store}/spine.parquet?{secret}")
+    assert out.read_bytes() == local_bytes
+    manifest = Path(f"{out}.manifest.json").read_text()
+    assert "s3cr3t" not in manifest
+    assert json.loads(manifest)["inputs"]["events"]["path"] == f"{store}/events.parquet?..."
+    (defs / "bench.yaml").write_text(text.replace(f"{store}/events.parquet?", f"{store}/gone.parquet?"))
+    code, _, err = run_cli(["--defs", str(defs), "-q", "backfill", SET, "--out", str(tmp_path / "x.parquet")], capsys)
+    assert code == 2 and err.startswith(f"{store}/gone.parquet?...: error: cannot read")
+    assert "s3cr3t" not in err

@@ -89,8 +89,10 @@ class ChecksFailed(FpipeError):
 
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path relative to the working directory when it is below it (for messages); a URL as it is."""
-    if "://" in str(path):  # a URL (fpipe.io.urls.is_url; not imported here: io imports this module)
-        return str(path)
+    from fpipe.io.urls import is_url, shown_url  # standard library only
+
+    if is_url(path):
+        return shown_url(str(path))
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))

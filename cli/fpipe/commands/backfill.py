@@ -11,6 +11,7 @@ import typer
 
 from fpipe.app import options
 from fpipe.distributed.scale import RunScale, human_bytes, parse_size, peak_rss_bytes
+from fpipe.io.urls import is_url, shown_url
 
 HELP = """Build a leakage-free training set: exact as-of lookups, windows, labels.
 
@@ -93,7 +94,7 @@ def backfill(
             runner.close()
     write_frame(result.frame, out, fmt)
     scale.peak_rss_bytes = peak_rss_bytes()
-    manifest = project.manifest(name, result, str(out), ["fpipe", *sys.argv[1:]])
+    manifest = project.manifest(name, result, str(out), ["fpipe", *(shown_url(a) if is_url(a) else a for a in sys.argv[1:])])
     manifest["run"] = scale.as_dict()
     if censored_out is not None:
         write_frame(result.censored, censored_out, "csv" if str(censored_out).endswith(".csv") else "parquet")

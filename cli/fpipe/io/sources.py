@@ -86,8 +86,15 @@ def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
         else:
             raise DataError(Diagnostic(f"unknown format '{fmt}'", file=display_path(path), hint="parquet, csv or ndjson"))
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(Diagnostic(f"cannot read: {str(exc).splitlines()[0]}", file=display_path(path))) from None
+        raise DataError(Diagnostic(f"cannot read: {_first_line(exc, path)}", file=display_path(path))) from None
     return lf, files
+
+
+def _first_line(exc: BaseException, path: str) -> str:
+    """The reader's message, first line, with a URL's query string (a presigned URL's credential) removed."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    query = path.partition("?")[2] if is_url(path) else ""
+    return text.replace(query, "...") if query else text
 
 
 def _scan_url(url: str, fmt: str) -> pl.LazyFrame:
@@ -97,7 +104,7 @@ def _scan_url(url: str, fmt: str) -> pl.LazyFrame:
         return pl.scan_csv(url, infer_schema_length=100_000, try_parse_dates=False)
     if fmt == "ndjson":
         return pl.scan_ndjson(url, infer_schema_length=100_000)
-    raise DataError(Diagnostic(f"unknown format '{fmt}'", file=url, hint="parquet, csv or ndjson"))
+    raise DataError(Diagnostic(f"unknown format '{fmt}'", file=display_path(url), hint="parquet, csv or ndjson"))
 
 
 def read_frame(
@@ -114,7 +121,7 @@ def read_frame(
     try:
         schema = lf.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(Diagnostic(f"cannot read {what}: {str(exc).splitlines()[0]}", file=display_path(files[0]))) from None
+        raise DataError(Diagnostic(f"cannot read {what}: {_first_line(exc, path)}", file=display_path(files[0]))) from None
     if columns is not None:
         missing = [c for c in columns if c not in schema]
         if missing:
@@ -136,13 +143,13 @@ def read_frame(
     try:
         return lf.collect(engine="in-memory")
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(Diagnostic(f"cannot read {what}: {str(exc).splitlines()[0]}", file=display_path(path))) from None
+        raise DataError(Diagnostic(f"cannot read {what}: {_first_line(exc, path)}", file=display_path(path))) from None
 
 
 def fingerprint(path: str) -> list[dict[str, object]]:
     """Input fingerprints for the manifest: each file's path, size and blake2b digest (a URL: its address only)."""
     if is_url(path):
-        return [{"path": path, "bytes": None, "blake2b": None, "remote": True}]
+        return [{"path": display_path(path), "bytes": None, "blake2b": None, "remote": True}]
     files, _ = resolve_files(path)
     out: list[dict[str, object]] = []
     for f in files:
