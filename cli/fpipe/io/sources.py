@@ -7,7 +7,9 @@ lexicographic order of the file paths, then the row order inside each file.
 A path with a scheme (`s3://`, `gs://`, `az://`, `https://`, `file://`) is an object-store URL: it is handed to
 Polars as it is (Polars expands its globs and reads the credentials from the environment, e.g.
 `AWS_ACCESS_KEY_ID`), so a Dask worker reads its own partition straight from the store. Such inputs are
-not fingerprinted (hashing would download them): the manifest records the URL only.
+not fingerprinted (hashing would download them): the manifest records the URL only, without its query
+string (a presigned URL's credential). A URL glob's files are read in the order Polars' object-store
+listing gives (S3 and GCS list keys in lexicographic order; input order only breaks the last ties).
 """
 
 from __future__ import annotations
