@@ -207,8 +207,15 @@ def test_human_bytes() -> None:
 def test_parse_size() -> None:
     assert parse_size("4GB") == 4 * 10**9
     assert parse_size("512MiB") == 512 * 2**20
-    with pytest.raises(UsageError):
-        parse_size("lots")
+    assert parse_size("0.5GB") == 5 * 10**8 and parse_size("4 GiB") == 4 * 2**30 and parse_size("20KB") == 20_000
+    for bad in ("lots", "", "-1GB", "0", "0GB", "4", "1000"):  # no unit: '4' is likely 4GB mistyped, not 4 bytes
+        with pytest.raises(UsageError):
+            parse_size(bad)
+
+
+def test_a_tiny_limit_is_capped_at_max_partitions() -> None:
+    """`--memory-limit 4B` on 311 kB of inputs once asked for 4,665,150 partitions (a run that never ends)."""
+    assert P.choose_partitions(311_014, 4) == P.MAX_PARTITIONS == 1024
 
 
 def test_choose_partitions() -> None:

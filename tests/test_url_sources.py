@@ -15,6 +15,7 @@ from bench.generate import SIZES, generate
 from typer.testing import CliRunner
 
 from fpipe.app import app
+from fpipe.commands import backfill as backfill_cmd
 from fpipe.io.urls import is_url
 from helpers import run_cli
 from http_store import serve
@@ -148,3 +149,25 @@ def test_a_presigned_urls_query_is_never_written(data: Path, store: str, local_b
     code, _, err = run_cli(["--defs", str(defs), "-q", "backfill", SET, "--out", str(tmp_path / "x.parquet")], capsys)
     assert code == 2 and err.startswith(f"{store}/gone.parquet?...: error: cannot read")
     assert "s3cr3t" not in err
+
+
+def test_no_query_string_in_partitioned_errors_option_forms_or_list(
+    data: Path, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where a plain build already hid a presigned URL's query, the other paths must too: a missing URL under
+    --partitions (was an internal error printing the URL and the server's page), `--spine=URL` in the
+    manifest's command, the --memory-limit error, and `fpipe list` (which also broke `http://` into `http:/`)."""
+    secret = "X-Amz-Signature=s3cr3t"
+    defs = url_defs(data, store, tmp_path)
+    text = (defs / "bench.yaml").read_text()
+    (defs / "bench.yaml").write_text(text.replace(f"{store}/events.parquet", f"'{store}/gone.parquet?{secret}'"))
+    code, _, err = run_cli(["--defs", str(defs), "-q", "backfill", SET, "--out", str(tmp_path / "x.parquet"), "--partitions", "3"], capsys)
+    assert code == 2 and err.startswith(f"{store}/gone.parquet?...: error: cannot read source") and "s3cr3t" not in err, err
+    code, _, err = run_cli(["--defs", str(defs), "-q", "backfill", SET, "--out", str(tmp_path / "x.parquet"), "--memory-limit", "4GB"], capsys)
+    assert code == 2 and f"{store}/gone.parquet?... is a URL" in err and "s3cr3t" not in err, err
+    code, out, err = run_cli(["--defs", str(defs), "--no-color", "list"], capsys)
+    assert code == 0 and "gone.parquet?..." in out and "s3cr3t" not in out and "http:/1" not in out, out
+    # the manifest's command line: `--spine URL` and `--spine=URL` alike
+    assert backfill_cmd._shown_arg(f"--spine={store}/spine.parquet?{secret}") == f"--spine={store}/spine.parquet?..."
+    assert backfill_cmd._shown_arg(f"{store}/spine.parquet?{secret}") == f"{store}/spine.parquet?..."
+    assert backfill_cmd._shown_arg("--out=a?b.parquet") == "--out=a?b.parquet"  # not a URL: as typed

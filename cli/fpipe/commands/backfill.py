@@ -94,7 +94,7 @@ def backfill(
             runner.close()
     write_frame(result.frame, out, fmt)
     scale.peak_rss_bytes = peak_rss_bytes()
-    manifest = project.manifest(name, result, str(out), ["fpipe", *(shown_url(a) if is_url(a) else a for a in sys.argv[1:])])
+    manifest = project.manifest(name, result, str(out), ["fpipe", *(_shown_arg(a) for a in sys.argv[1:])])
     manifest["run"] = scale.as_dict()
     if censored_out is not None:
         write_frame(result.censored, censored_out, "csv" if str(censored_out).endswith(".csv") else "parquet")
@@ -120,6 +120,14 @@ def backfill(
             severity="warning",
         )
         sys.stderr.write(warning.format() + "\n")
+
+
+def _shown_arg(arg: str) -> str:
+    """A command-line argument as the manifest records it: a URL (`URL` or `--opt=URL`) without its query."""
+    option, eq, value = arg.partition("=")
+    if eq and option.startswith("-") and is_url(value):
+        return f"{option}={shown_url(value)}"
+    return shown_url(arg) if is_url(arg) else arg
 
 
 def write_quarantine(result: object, out: Path) -> str | None:
@@ -149,7 +157,7 @@ def _scale_options(
         raise UsageError("--scheduler needs --engine dask")
     runner = None
     scale = RunScale(engine=engine, partitions=partitions, chosen_by="--partitions" if partitions else None)
-    scale.memory_limit_bytes = parse_size(memory_limit) if memory_limit else None  # before connecting to Dask
+    scale.memory_limit_bytes = parse_size(memory_limit) if memory_limit is not None else None  # before connecting to Dask
     if engine == "dask":
         if not scheduler:
             raise UsageError("--engine dask needs --scheduler", hint="e.g. --scheduler tcp://HOST:8786")

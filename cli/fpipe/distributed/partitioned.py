@@ -31,7 +31,7 @@ from fpipe.engine import partition as P
 from fpipe.engine import spine as S
 from fpipe.engine.checks import null_unparseable
 from fpipe.engine.visibility import SourceStats
-from fpipe.errors import UsageError
+from fpipe.errors import UsageError, display_path
 from fpipe.spec.model import Definitions, TrainingSetSpec
 
 
@@ -110,10 +110,13 @@ def _key_mode(dtypes: Sequence[Sequence[pl.DataType]]) -> bool:
 
 
 def _scan(path: str, fmt: str | None, columns: Sequence[str] | None) -> tuple[pl.LazyFrame, pl.Schema]:
-    from fpipe.io.sources import scan
+    from fpipe.io.sources import read_error, scan
 
     lf, _ = scan(path, fmt)
-    schema = lf.collect_schema()
+    try:
+        schema = lf.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:  # e.g. a URL that is not there: as a plain build says it
+        raise read_error(exc, path) from None
     if columns is not None:
         wanted = set(columns)
         lf = lf.select([c for c in schema.names() if c in wanted])
@@ -213,7 +216,7 @@ def _fix_observed_until(defs: Definitions, set_name: str) -> Definitions:
     if label.observed_until is not None or source.observed_until is not None or source.event_time is None:
         return defs
     lf, _ = _scan(source.path, source.format, [source.event_time])
-    frame = source_time_to_utc(lf.collect(engine="in-memory"), source, source.event_time, project_tz=defs.timezone, where=source.path, out="_et")
+    frame = source_time_to_utc(lf.collect(engine="in-memory"), source, source.event_time, project_tz=defs.timezone, where=display_path(source.path), out="_et")
     latest = frame.get_column("_et").max()
     if not isinstance(latest, datetime):
         return defs
@@ -357,7 +360,7 @@ def input_bytes(defs: Definitions, source_columns: Mapping[str, Sequence[str]], 
     remote = next((p for p in paths if is_url(p)), None)
     if remote is not None:
         raise UsageError(
-            f"--memory-limit chooses the partitions from the inputs' sizes on disk, and {remote} is a URL",
+            f"--memory-limit chooses the partitions from the inputs' sizes on disk, and {display_path(remote)} is a URL",
             hint="pass --partitions N instead (docs/cluster.md: 1.15 GB of parquet peaked at 3.55 GB with --partitions 8)",
         )
     return sum(os.path.getsize(f) for p in paths for f in resolve_files(p)[0])

@@ -67,9 +67,15 @@ _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "M": 10**6, "MB"
 
 
 def parse_size(text: str) -> int:
-    """'4GB' -> 4e9 bytes, '512MiB' -> 512 * 2**20."""
+    """'4GB' -> 4e9 bytes, '512MiB' -> 512 * 2**20. A unit is required ('4' is more likely 4GB mistyped than 4
+    bytes, which would ask for millions of partitions), and the size must be above 0."""
     m = _SIZE_RE.match(text)
     unit = (m.group(2) or "").upper() if m else None
     if m is None or unit not in _UNITS:
         raise UsageError(f"--memory-limit: cannot read '{text}' as a size", hint="e.g. 4GB, 512MB, 2GiB")
-    return int(float(m.group(1)) * _UNITS[unit])
+    if not unit:
+        raise UsageError(f"--memory-limit: '{text}' has no unit", hint=f"e.g. {m.group(1)}GB, {m.group(1)}MB or {m.group(1)}B")
+    size = int(float(m.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise UsageError(f"--memory-limit: '{text}' is no memory at all", hint="e.g. 4GB")
+    return size

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from fpipe.engine.timecols import source_time_to_utc
-from fpipe.errors import Diagnostic
+from fpipe.errors import Diagnostic, display_path
 from fpipe.spec.model import CheckSpec, SourceSpec
 
 REASON = "_reason"
@@ -217,7 +217,7 @@ def run_checks(
     frame: pl.DataFrame, source: SourceSpec, project_tz: str, *, timestamps: bool = True, where: str | None = None
 ) -> SourceChecks:
     """Run every check of `source` over `frame` (raw, as read). Raises DataError only for malformed time columns."""
-    where = where or source.path
+    where = where or display_path(source.path)
     base = frame if POS in frame.columns else frame.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64))
     r = _Rules(base, where)
     for chk in source.checks:
@@ -270,7 +270,7 @@ def null_unparseable(frame: pl.DataFrame, source: SourceSpec, project_tz: str) -
         if col is None or col not in frame.columns or frame.schema[col] != pl.String:
             continue
         parsed = source_time_to_utc(
-            frame.select(col), source, col, project_tz=project_tz, where=source.path, out="_parsed", strict=False
+            frame.select(col), source, col, project_tz=project_tz, where=display_path(source.path), out="_parsed", strict=False
         ).get_column("_parsed")
         out = out.with_columns(pl.when(parsed.is_null()).then(None).otherwise(pl.col(col)).alias(col))
     return out
@@ -362,7 +362,7 @@ def apply_checks(
         if not src.checks and src.on_fail == "fail":
             clean[name] = frame
             continue
-        file = (where or {}).get(name, src.path)
+        file = (where or {}).get(name, display_path(src.path))
         # under `fail`, unparseable timestamps stay the engine's data error (exit 2, engine/timecols.py)
         res = run_checks(frame, src, project_tz, timestamps=src.on_fail != "fail", where=file)
         results[name] = res

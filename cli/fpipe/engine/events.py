@@ -14,7 +14,7 @@ import polars as pl
 
 from fpipe.engine import kernels as K
 from fpipe.engine.expr import compile_expr
-from fpipe.errors import DataError, Diagnostic
+from fpipe.errors import DataError, Diagnostic, display_path
 from fpipe.spec.model import SourceSpec
 
 
@@ -90,7 +90,7 @@ def prepare_events(
             Diagnostic(
                 f"key column(s) {', '.join(src_keys)} of source '{source.name}' cannot be compared with the spine's "
                 f"({', '.join(str(d) for d in espine.key_dtypes)})",
-                file=source.path,
+                file=display_path(source.path),
                 hint="store entity keys with the same type in every source and spine",
             )
         ) from None

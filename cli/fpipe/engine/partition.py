@@ -112,6 +112,9 @@ def join_groups(
     return out
 
 
+MAX_PARTITIONS = 1024  # a limit far below the inputs (or a mistyped one) gets this many, then the over-limit warning
+
+
 def choose_partitions(input_bytes: int, memory_limit: int, expansion: float = 15.0, base: float = 2.2) -> int:
     """Partitions needed so that the peak (a part that does not shrink with N, about `base` x the input
     bytes: the spine, the output, the assembly; plus `expansion` x input bytes / N for one partition's
@@ -127,4 +130,4 @@ def choose_partitions(input_bytes: int, memory_limit: int, expansion: float = 15
         return 1
     room = max(memory_limit - base * input_bytes, 0.25 * memory_limit)
     need = input_bytes * expansion / room
-    return max(1, int(np.ceil(need)))
+    return min(MAX_PARTITIONS, max(1, int(np.ceil(need))))

@@ -21,7 +21,7 @@ import polars as pl
 
 from fpipe.engine.expr import compile_expr
 from fpipe.engine.timecols import UTC_US, to_utc
-from fpipe.errors import DataError, Diagnostic
+from fpipe.errors import DataError, Diagnostic, display_path
 from fpipe.spec.model import Definitions, SpineSpec
 
 
@@ -71,7 +71,7 @@ def from_source(defs: Definitions, spec: SpineSpec, source_frame: pl.DataFrame) 
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise DataError(
-            Diagnostic(f"spine '{spec.name}': column '{missing[0]}' is not in source '{source.name}'", file=source.path)
+            Diagnostic(f"spine '{spec.name}': column '{missing[0]}' is not in source '{source.name}'", file=display_path(source.path))
         )
     out = frame.select(
         [*cols, (pl.col("_et") + pl.lit(spec.offset)).cast(UTC_US).alias(time_col)]

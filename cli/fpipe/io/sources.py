@@ -92,6 +92,11 @@ def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
     return lf, files
 
 
+def read_error(exc: BaseException, path: str, what: str = "source") -> DataError:
+    """The one located error for an input that cannot be read (a missing URL, a corrupt file)."""
+    return DataError(Diagnostic(f"cannot read {what}: {_first_line(exc, path)}", file=display_path(path)))
+
+
 def _first_line(exc: BaseException, path: str) -> str:
     """The reader's message, first line, with a URL's query string (a presigned URL's credential) removed."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

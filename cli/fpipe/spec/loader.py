@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from fpipe.errors import DefinitionError, Diagnostic
-from fpipe.io.urls import is_url
+from fpipe.io.urls import is_url, shown_url
 from fpipe.spec import fields as F
 from fpipe.spec.durations import DURATION_HINT, DurationError, parse_duration
 from fpipe.spec.expr import ExprError, Node, parse_expr, referenced_names
@@ -67,7 +67,10 @@ BAD = _Bad()
 
 
 def display_path(path: str | Path) -> str:
-    """The path relative to the current directory when it is below it, else absolute."""
+    """The path relative to the current directory when it is below it, else absolute (a URL: without its
+    query string)."""
+    if is_url(path):
+        return shown_url(str(path))
     p = os.path.abspath(path)
     try:
         rel = os.path.relpath(p)
