@@ -171,3 +171,14 @@ def test_no_query_string_in_partitioned_errors_option_forms_or_list(
     assert backfill_cmd._shown_arg(f"--spine={store}/spine.parquet?{secret}") == f"--spine={store}/spine.parquet?..."
     assert backfill_cmd._shown_arg(f"{store}/spine.parquet?{secret}") == f"{store}/spine.parquet?..."
     assert backfill_cmd._shown_arg("--out=a?b.parquet") == "--out=a?b.parquet"  # not a URL: as typed
+
+
+def test_any_diagnostic_hides_a_urls_query() -> None:
+    """The mechanism under every message: whatever `file` a diagnostic is given, a URL shows without its
+    query (in text and JSON); local paths stay as given."""
+    from fpipe.errors import Diagnostic
+
+    d = Diagnostic("cannot read", file="https://h/f.parquet?X-Amz-Signature=s3cr3t", line=3)
+    assert d.format() == "https://h/f.parquet?...:3: error: cannot read"
+    assert d.to_json()["file"] == "https://h/f.parquet?..."
+    assert Diagnostic("x", file="data/a?b.csv").format() == "data/a?b.csv: error: x"

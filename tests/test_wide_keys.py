@@ -113,7 +113,7 @@ def test_range_counts_with_a_full_key_group() -> None:
     kid = np.array([0, 2**62 - 1, 2**62 + 5], dtype=np.int64)
     et = np.full(3, 5, dtype=np.int64)
     got = W.range_counts(kid, et, kid.copy(), np.zeros(3, dtype=np.int64), np.full(3, 10, dtype=np.int64), False)
-    assert got is None or got.tolist() == [1, 1, 1]  # None: keys 2**62 apart, left to the prefix tables
+    assert got is None  # keys 2**62 apart: no int64 packing of their offsets, left to the prefix tables
     # keys x span of exactly 2**62 (keys 0 and 2**61 - 1 over 2 us): two groups, each packs
     kid, et = np.array([0, 2**61 - 1]), np.array([5, 6])
     got = W.range_counts(kid, et, np.array([0, 2**61 - 1, 7]), np.zeros(3, dtype=np.int64), np.full(3, 10, dtype=np.int64), False)

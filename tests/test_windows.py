@@ -102,11 +102,11 @@ def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 40), st.integers(1, 6), st.booleans())
 def test_range_counts_match_brute_force(seed: int, n: int, keys: int, inclusive: bool) -> None:
-    """Label counts: events in any order (ties included), spine keys below, inside and above the events'
-    key range, some without events; lo <= et < hi, or lo < et <= hi when inclusive."""
+    """Label counts: events in (key, time) order (ties included), spine keys below, inside and above the
+    events' key range, some without events; lo <= et < hi, or lo < et <= hi when inclusive."""
     rng = np.random.default_rng(seed)
-    kid_e = rng.integers(0, keys, n) + 3
-    et = rng.integers(0, 30, n)
+    kid_e, et = sorted_events(rng, n, keys, 30)
+    kid_e = kid_e + 3
     kid_s = rng.integers(0, keys + 6, 25)
     lo = rng.integers(-10, 40, 25)
     hi = lo + rng.integers(0, 15, 25)
@@ -119,23 +119,24 @@ def test_range_counts_match_brute_force(seed: int, n: int, keys: int, inclusive:
 
 
 def test_range_counts_beyond_one_int64() -> None:
-    """Keys x span too wide for an int64: an Int128 sort and groups of keys, same counts; None only when one
-    key's span alone does not fit (then the caller's prefix tables answer)."""
-    kid = np.array([1 << 20, 0, 1 << 20, 5])
-    et = np.array([1 << 45, 0, 3, 7])
+    """Keys x span too wide for an int64: groups of keys, same counts; None only when one key's span alone
+    does not fit (then the caller's prefix tables answer)."""
+    kid = np.array([0, 5, 1 << 20, 1 << 20])
+    et = np.array([0, 7, 3, 1 << 45])
     got = W.range_counts(kid, et, np.array([0, 5, 1 << 20, 1 << 20, 9]), np.array([0, 0, 0, 4, 0]), np.array([1, 8, 1 << 46, 1 << 46, 9]), False)
     assert got is not None and got.tolist() == [1, 1, 2, 1, 0]
     assert W.range_counts(np.array([0, 1]), np.array([0, 1 << 62]), np.array([0]), np.array([0]), np.array([1]), False) is None
     none = np.array([], dtype=np.int64)
     assert W.range_counts(none, none, kid, et, et + 1, False).tolist() == [0, 0, 0, 0]
+    assert isinstance(W.position_finder(kid, et, kid), W.GroupedFinder)  # the wide case took groups
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 9), st.booleans(), st.integers(6, 9))
 def test_range_counts_in_groups_match_brute_force(seed: int, n: int, keys: int, inclusive: bool, bits: int) -> None:
     rng = np.random.default_rng(seed)
-    kid_e = rng.integers(0, keys, n) * 3 + 3
-    et = rng.integers(0, 40, n)
+    kid_e, et = sorted_events(rng, n, keys, 40)
+    kid_e = kid_e * 3 + 3
     kid_s = rng.integers(0, keys * 3 + 6, 25)
     lo = rng.integers(-10, 45, 25)
     hi = lo + rng.integers(0, 15, 25)

@@ -30,14 +30,22 @@ class Diagnostic:
     severity: str = "error"
 
     @property
+    def shown_file(self) -> str | None:
+        """The file as messages show it: a URL without its query string, whoever built the diagnostic."""
+        from fpipe.io.urls import is_url, shown_url  # standard library only
+
+        return shown_url(self.file) if self.file is not None and is_url(self.file) else self.file
+
+    @property
     def location(self) -> str:
-        if self.file is None:
+        file = self.shown_file
+        if file is None:
             return ""
         if self.line is None:
-            return self.file
+            return file
         if self.col is None:
-            return f"{self.file}:{self.line}"
-        return f"{self.file}:{self.line}:{self.col}"
+            return f"{file}:{self.line}"
+        return f"{file}:{self.line}:{self.col}"
 
     def format(self) -> str:
         loc = self.location
@@ -46,7 +54,7 @@ class Diagnostic:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "file": self.file,
+            "file": self.shown_file,
             "line": self.line,
             "col": self.col,
             "severity": self.severity,

@@ -156,7 +156,7 @@ def _scale_options(
     if engine == "local" and scheduler:
         raise UsageError("--scheduler needs --engine dask")
     runner = None
-    scale = RunScale(engine=engine, partitions=partitions, chosen_by="--partitions" if partitions else None)
+    scale = RunScale(engine=engine, partitions=partitions, partitions_chosen_by="--partitions" if partitions else None)
     scale.memory_limit_bytes = parse_size(memory_limit) if memory_limit is not None else None  # before connecting to Dask
     if engine == "dask":
         if not scheduler:
@@ -166,7 +166,7 @@ def _scale_options(
         runner, workers = make_runner(scheduler)
         if partitions is None:
             partitions = max(2, 2 * workers)
-            scale.partitions, scale.chosen_by = partitions, f"2 x {workers} Dask worker(s)"
+            scale.partitions, scale.partitions_chosen_by = partitions, f"2 x {workers} Dask worker(s)"
         scale.scheduler = scheduler
     if scale.memory_limit_bytes is not None and partitions is None:
         from fpipe.distributed.partitioned import input_bytes
@@ -176,7 +176,7 @@ def _scale_options(
         spine_path = spine or project.defs.spines[project.defs.training_sets[name].spine].path
         scale.input_bytes = input_bytes(project.defs, cols, spine_path)
         scale.partitions = choose_partitions(scale.input_bytes, scale.memory_limit_bytes)
-        scale.chosen_by = f"--memory-limit {memory_limit}"
+        scale.partitions_chosen_by = f"--memory-limit {memory_limit}"
     return scale, runner
 
 

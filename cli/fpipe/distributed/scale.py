@@ -6,6 +6,7 @@ chose and whether it stayed under. Standard library only: imported on every back
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import resource
 import sys
@@ -17,12 +18,14 @@ from fpipe.errors import UsageError
 
 @dataclass
 class RunScale:
+    """Its fields, in order, are the `run` record of `--json` and the manifest (`as_dict`)."""
+
     engine: str  # "local" or "dask"
+    scheduler: str | None = None
     partitions: int | None = None  # None: one in-memory build
-    chosen_by: str | None = None  # why that many: "--partitions", "--memory-limit 4GB", "2 x 3 Dask worker(s)"
+    partitions_chosen_by: str | None = None  # "--partitions", "--memory-limit 4GB", "2 x 3 Dask worker(s)"
     memory_limit_bytes: int | None = None
     input_bytes: int | None = None  # on-disk size of the inputs (read when --memory-limit chose the partitions)
-    scheduler: str | None = None
     peak_rss_bytes: int | None = None  # this process's peak resident memory (Dask workers not included)
 
     @property
@@ -36,15 +39,7 @@ class RunScale:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "scheduler": self.scheduler,
-            "partitions": self.partitions,
-            "partitions_chosen_by": self.chosen_by,
-            "memory_limit_bytes": self.memory_limit_bytes,
-            "input_bytes": self.input_bytes,
-            "peak_rss_bytes": self.peak_rss_bytes,
-        }
+        return dataclasses.asdict(self)
 
 
 def peak_rss_bytes() -> int:

@@ -28,7 +28,7 @@ import polars as pl
 
 from fpipe.engine import kernels as K
 from fpipe.engine import windows as W
-from fpipe.engine.direct import Direct, direct_windows, window_pairs_if_cheap
+from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_cheap, window_us
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import EventGroup, value_dtype_for_sum
@@ -39,7 +39,6 @@ from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, Source
 __all__ = ["CUMULATIVE", "DIRECT_WINDOW_EVENTS", "SMALL_KEY_EVENTS", "EntityFeatures", "cast_declared"]
 
 CUMULATIVE = {"count", "sum", "mean"}
-US = timedelta(microseconds=1)
 
 # a key whose events never number more than this inside one window gets its windows by direct enumeration:
 # count/sum/mean/min/max in numpy (engine/windows.py), the other aggregations by a Polars group-by.
@@ -258,11 +257,12 @@ class EntityFeatures:
         sp = self.es.sorted
         gap, horizon = label.gap, label.horizon
         t = pl.col(K.T)
-        if agg == "count":  # positions in the events' packed (key, event time) order: no value is read
-            t_s = sp.get_column(K.T).to_physical().to_numpy()
+        if agg == "count":  # positions in the events' (key, event time) order: no value is read
+            by_et = K.sort_by_key_time(ev, "_et", ["_kid", "_et"])
+            t_s = us(sp.get_column(K.T))
             counts = W.range_counts(
-                ev.get_column("_kid").to_numpy(), ev.get_column("_et").to_physical().to_numpy(),
-                sp.get_column("_kid").to_numpy(), t_s + gap // US, t_s + (gap + horizon) // US, inclusive,
+                by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), sp.get_column("_kid").to_numpy(),
+                t_s + window_us(gap), t_s + window_us(gap + horizon), inclusive,
             )
             if counts is not None:
                 n = pl.Series(counts)

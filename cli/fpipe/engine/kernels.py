@@ -98,13 +98,12 @@ def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = N
         return frame.sort(["_kid", on, "_pos"]).select(cols)
     span = int(st["t1"]) - int(st["t0"]) + 1
     keys = int(st["k1"]) - int(st["k0"]) + 1
+    packed = packed_key_time(t, int(st["k0"]), int(st["t0"]), keys, span)
     if keys * span >= 1 << PACKED_SORT_BITS:  # an Int128 (key, time): one column still sorts faster than three
-        wide = (pl.col("_kid").cast(pl.Int128) - st["k0"]) * pl.lit(span, pl.Int128) + (t.cast(pl.Int128) - st["t0"])
         return (
-            frame.lazy().select(*cols, wide.alias("_packed")).sort("_packed", maintain_order=True)
+            frame.lazy().select(*cols, packed.alias("_packed")).sort("_packed", maintain_order=True)
             .select(cols).collect(engine="in-memory")
         )
-    packed = (pl.col("_kid") - st["k0"]) * span + (t - st["t0"])
     # the key and the time are not carried through the sort: they are recovered from the packed value
     carried = [c for c in cols if c not in ("_kid", on)]
     ordered = frame.lazy().select(*carried, packed.alias("_packed")).sort("_packed", maintain_order=True)
@@ -112,6 +111,14 @@ def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = N
     time = (pl.col("_packed") % span + st["t0"]).cast(frame.schema[on]).alias(on)
     # in-memory engine: the streaming one returns many chunks here, and every later to_numpy would copy them
     return ordered.with_columns(key, time).select(cols).collect(engine="in-memory")
+
+
+def packed_key_time(time: pl.Expr, k0: int, t0: int, keys: int, span: int) -> pl.Expr:
+    """(`_kid` - k0) * span + (time - t0), which orders exactly like (key, time): an Int64 when keys x span
+    fits in `PACKED_SORT_BITS`, else an Int128 (cast before subtracting: ids spanning 2^63 do not wrap)."""
+    if keys * span < 1 << PACKED_SORT_BITS:
+        return (pl.col("_kid") - k0) * span + (time - t0)
+    return (pl.col("_kid").cast(pl.Int128) - k0) * pl.lit(span, pl.Int128) + (time.cast(pl.Int128) - t0)
 
 
 def lookup(spine_sorted: pl.DataFrame, at: pl.Expr, table: pl.DataFrame, on: str, inclusive: bool) -> pl.DataFrame:
@@ -198,20 +205,20 @@ def running_best(ranked: pl.DataFrame, pick: str) -> pl.DataFrame:
     it, instead of a grouped `cum_max().over(key)`."""
     table = ranked.select("_kid", "_vis", "_r")
     n = table.height
-    if n == 0 or n < PACKED_SORT_MIN_ROWS:
-        running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
+    running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
+
+    def grouped() -> pl.DataFrame:  # small tables, or per-key rank offsets that would not fit in an int64
         return table.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
+
+    if n == 0 or n < PACKED_SORT_MIN_ROWS:
+        return grouped()
     vis = pl.col("_vis").dt.epoch("us")
     st = table.select(pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), vis.min().alias("t0"), vis.max().alias("t1")).row(0, named=True)
     k0, keys, span = int(st["k0"]), int(st["k1"]) - int(st["k0"]) + 1, int(st["t1"]) - int(st["t0"]) + 1
     if keys * (n + 1) >= 1 << 62:
-        running = pl.col("_r").cum_max() if pick == "max" else pl.col("_r").cum_min()
-        return table.sort(["_kid", "_vis"]).select("_kid", "_vis", running.over("_kid").alias("_best"))
+        return grouped()
     key = pl.col("_kid") - k0
-    if keys * span < 1 << PACKED_SORT_BITS:
-        table = table.sort(key * span + (vis - st["t0"]))
-    else:  # more keys than 2^62 / span: an Int128 (key, visibility) still sorts faster than two columns
-        table = table.sort((pl.col("_kid").cast(pl.Int128) - k0) * pl.lit(span, pl.Int128) + (vis.cast(pl.Int128) - st["t0"]))
+    table = table.sort(packed_key_time(vis, k0, int(st["t0"]), keys, span))
     if pick == "max":  # later keys sit above every earlier rank
         best = (key * (n + 1) + pl.col("_r")).cum_max() - key * (n + 1)
     else:  # later keys sit below every earlier rank

@@ -56,16 +56,6 @@ class Events:
     valid: np.ndarray | None
 
 
-@dataclass
-class Result:
-    """Per spine row of the entity (in `EntitySpine.sorted` order): value (None where n == 0), n, and
-    whether the row's key is small for this window (only those rows carry a result)."""
-
-    value: np.ndarray
-    n: np.ndarray
-    small: np.ndarray
-
-
 def big_keys(kid: np.ndarray, et: np.ndarray, window_us: int, limit: int) -> np.ndarray:
     """Keys (sorted, unique) with more than `limit` events inside one window of `window_us`.
 
@@ -95,18 +85,11 @@ PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2*
 
 def range_counts(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, lo: np.ndarray, hi: np.ndarray, inclusive: bool) -> np.ndarray | None:
     """Per spine row (key `kid_s`), how many events of its key have lo <= et < hi (lo < et <= hi when
-    `inclusive`): two binary searches per row over the sorted packed (key, time) of the events, O((n + m)
-    log n); when keys x times do not fit in `PACKED_BITS`, an Int128 sort and groups of keys. None only
-    beyond `MAX_KEY_GROUPS` groups (the caller then uses prefix tables)."""
+    `inclusive`), the events `kid_e`, `et` in (key, time) order (`kernels.sort_by_key_time`): two binary
+    searches per row, O(m log n). None when `position_finder` has none (the caller then uses prefix tables)."""
     if kid_e.size == 0:
         return np.zeros(kid_s.size, dtype=np.int64)
-    finder: PositionFinder | GroupedFinder | None = PositionFinder.unsorted(kid_e, et, kid_s)
-    if finder is None:  # too wide for one int64: sort by an Int128 (key, time), then search groups of keys
-        k0, t0 = int(kid_e.min()), int(et.min())
-        pairs = pl.DataFrame({"k": kid_e, "t": et}).sort(
-            (pl.col("k").cast(pl.Int128) - k0) * pl.lit(int(et.max()) - t0 + 1, pl.Int128) + (pl.col("t").cast(pl.Int128) - t0)
-        )
-        finder = position_finder(pairs.get_column("k").to_numpy(), pairs.get_column("t").to_numpy(), kid_s)
+    finder = position_finder(kid_e, et, kid_s)
     if finder is None:
         return None
     return (finder.find(hi, inclusive) - finder.find(lo, inclusive)).astype(np.int64)
@@ -134,20 +117,6 @@ class PositionFinder:
         if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
             return None
         packed_events = (kid_e - k0) * span + (et - t0)
-        return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
-
-    @classmethod
-    def unsorted(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | None:
-        """From events in any order: only the packed values are sorted (positions are all that is read, so
-        the order among equal (key, time) does not matter and the sort need not be stable)."""
-        if kid_e.size == 0:
-            return None
-        k0, k1 = int(kid_e.min()), int(kid_e.max())
-        t0, t1 = int(et.min()), int(et.max())
-        span = t1 - t0 + 1
-        if (k1 - k0 + 1) * span >= 1 << PACKED_BITS or k1 - k0 + 1 > GROUP_KEYS:
-            return None
-        packed_events = pl.Series((kid_e - k0) * span + (et - t0)).sort().to_numpy()
         return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
 
     def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:

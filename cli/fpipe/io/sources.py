@@ -75,10 +75,8 @@ def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
             raise DataError(Diagnostic("file is empty (0 bytes)", file=display_path(f), hint="write at least a header/schema"))
     fmt = detect_format(files, fmt)
     try:
-        if remote:  # Polars expands the URL's glob and detects hive folders itself
-            lf = _scan_url(path, fmt)
-        elif fmt == "parquet":
-            lf = pl.scan_parquet(files, hive_partitioning=hive, glob=False)
+        if fmt == "parquet":  # a URL's glob and hive folders are Polars' to expand and detect
+            lf = pl.scan_parquet(files, hive_partitioning=None if remote else hive, glob=remote)
         elif fmt == "csv":
             lf = pl.concat(
                 [pl.scan_csv(f, infer_schema_length=100_000, try_parse_dates=False) for f in files], how="diagonal_relaxed"
@@ -88,13 +86,15 @@ def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
         else:
             raise DataError(Diagnostic(f"unknown format '{fmt}'", file=display_path(path), hint="parquet, csv or ndjson"))
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(Diagnostic(f"cannot read: {_first_line(exc, path)}", file=display_path(path))) from None
+        raise read_error(exc, path, "") from None
     return lf, files
 
 
-def read_error(exc: BaseException, path: str, what: str = "source") -> DataError:
-    """The one located error for an input that cannot be read (a missing URL, a corrupt file)."""
-    return DataError(Diagnostic(f"cannot read {what}: {_first_line(exc, path)}", file=display_path(path)))
+def read_error(exc: BaseException, path: str, what: str = "source", file: str | None = None) -> DataError:
+    """The one located error for an input that cannot be read (a missing URL, a corrupt file), at `file`
+    (default: the path)."""
+    head = f"cannot read {what}" if what else "cannot read"
+    return DataError(Diagnostic(f"{head}: {_first_line(exc, path)}", file=display_path(file or path)))
 
 
 def _first_line(exc: BaseException, path: str) -> str:
@@ -102,16 +102,6 @@ def _first_line(exc: BaseException, path: str) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     query = path.partition("?")[2] if is_url(path) else ""
     return text.replace(query, "...") if query else text
-
-
-def _scan_url(url: str, fmt: str) -> pl.LazyFrame:
-    if fmt == "parquet":
-        return pl.scan_parquet(url)
-    if fmt == "csv":
-        return pl.scan_csv(url, infer_schema_length=100_000, try_parse_dates=False)
-    if fmt == "ndjson":
-        return pl.scan_ndjson(url, infer_schema_length=100_000)
-    raise DataError(Diagnostic(f"unknown format '{fmt}'", file=display_path(url), hint="parquet, csv or ndjson"))
 
 
 def read_frame(
@@ -128,7 +118,7 @@ def read_frame(
     try:
         schema = lf.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(Diagnostic(f"cannot read {what}: {_first_line(exc, path)}", file=display_path(files[0]))) from None
+        raise read_error(exc, path, what, files[0]) from None
     if columns is not None:
         missing = [c for c in columns if c not in schema]
         if missing:
@@ -150,7 +140,7 @@ def read_frame(
     try:
         return lf.collect(engine="in-memory")
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(Diagnostic(f"cannot read {what}: {_first_line(exc, path)}", file=display_path(path))) from None
+        raise read_error(exc, path, what) from None
 
 
 def fingerprint(path: str) -> list[dict[str, object]]:

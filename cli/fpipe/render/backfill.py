@@ -35,7 +35,7 @@ def scale_rows(scale: RunScale) -> list[tuple[str, str]]:
         rows.append(("engine", f"dask ({scale.scheduler})"))
     if scale.partitions is not None:
         why = f"; inputs {human_bytes(scale.input_bytes)} on disk" if scale.input_bytes is not None else ""
-        rows.append(("partitions", f"{scale.partitions} ({scale.chosen_by}{why})"))
+        rows.append(("partitions", f"{scale.partitions} ({scale.partitions_chosen_by}{why})"))
     if scale.peak_rss_bytes is not None:
         peak = human_bytes(scale.peak_rss_bytes)
         if scale.engine == "dask":
