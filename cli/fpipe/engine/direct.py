@@ -71,7 +71,7 @@ def direct_windows(
     the spine rows whose key is small for that window (engine/windows.py): one enumeration per window."""
     done: dict[tuple[str, timedelta], Direct] = {}
     m = sp.height
-    if m == 0 or group.events.height == 0:
+    if m == 0 or group.height == 0:
         return done
     by_et = group.by_event_time(narrow=True)
     v = by_et.get_column("_v")
@@ -145,6 +145,6 @@ def window_pairs_if_cheap(
     for i, f in enumerate(feats):
         done[(f.name, window)] = Direct(
             aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small, group,
-            group.events.schema["_v"], ~small, ("pairs", window, inclusive),
+            group.schema["_v"], ~small, ("pairs", window, inclusive),
         )
     return done

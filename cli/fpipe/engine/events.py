@@ -72,8 +72,10 @@ def prepare_events(
     *,
     skip_null_values: bool,
     label: bool = False,
-) -> pl.DataFrame:
-    """Normalised source rows -> the kernel's events: `where` applied, keys mapped to `_kid`."""
+    lazy: bool = False,
+) -> pl.DataFrame | pl.LazyFrame:
+    """Normalised source rows -> the kernel's events: `where` applied, keys mapped to `_kid`. `lazy`: the
+    plan that filters them, not run (`groups.EventGroup.plan`)."""
     src_keys = list(source.keys[entity])
     frame = source_frame
     if where:
@@ -102,11 +104,10 @@ def prepare_events(
         keep.append(pl.col("_v").is_not_null())
     if espine.integer_key:  # `_kid` is the key itself: keep the spine's keys by a hash-set filter, no join
         keep.append(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode()))
-        return ev.lazy().filter(pl.all_horizontal(keep)).select(
-            pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0")
-        ).collect(engine="in-memory")
-    ev = ev.filter(pl.all_horizontal(keep))
-    return ev.join(espine.ids, on=kcols, how="inner", maintain_order="left").drop(kcols)
+        plan = ev.lazy().filter(pl.all_horizontal(keep)).select(pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0"))
+    else:
+        plan = ev.lazy().filter(pl.all_horizontal(keep)).join(espine.ids.lazy(), on=kcols, how="inner", maintain_order="left").drop(kcols)
+    return plan if lazy else plan.collect(engine="in-memory")
 
 
 def _fits_int64(dtype: pl.DataType) -> bool:

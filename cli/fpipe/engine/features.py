@@ -67,8 +67,8 @@ class EntityFeatures:
                where: str | None, skip: bool, label: bool) -> EventGroup:
         key = (source.name, entity, column, where, skip, label, id(source_frame))
         if key not in self.groups:
-            ev = prepare_events(source_frame, source, entity, column, where, self.es, skip_null_values=skip, label=label)
-            self.groups[key] = EventGroup(ev)
+            plan = prepare_events(source_frame, source, entity, column, where, self.es, skip_null_values=skip, label=label, lazy=True)
+            self.groups[key] = EventGroup(plan)
         return self.groups[key]
 
     def _feature_group(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> EventGroup:
@@ -112,7 +112,7 @@ class EntityFeatures:
             n = pl.select(pl.when(small).then(d_n).otherwise(b_n.gather(child_row))).to_series().cast(pl.Int64)
             return value, n, dtype
         group = self._feature_group(feature, source_frame)
-        dtype = output_dtype(agg, group.events.schema["_v"], has_value)
+        dtype = output_dtype(agg, group.schema["_v"], has_value)
         return self._feature_path(feature, group, inclusive, dtype)
 
     def _big_keys_part(self, group: EventGroup, part: tuple[Any, ...], others: pl.Series, skip: bool) -> tuple[EntityFeatures, EventGroup]:
@@ -232,7 +232,7 @@ class EntityFeatures:
             if f.window is not None and (f.name, f.window) in self.direct:
                 continue  # small keys are done; any other keys are computed apart (EntityFeatures._big_keys_part)
             group = self._feature_group(f, frames[f.source])
-            if rolls(f.agg, f.window, f.hop, group.events.schema["_v"]):
+            if rolls(f.agg, f.window, f.hop, group.schema["_v"]):
                 assert f.window is not None
                 inclusive = self.defs.feature_cutoff(f) is Cutoff.INCLUSIVE
                 specs = wanted.setdefault(id(group), (group, set()))[1]
@@ -252,13 +252,12 @@ class EntityFeatures:
         has_value = label.column is not None
         skip = has_value and agg != "latest"
         group = self._group(source_frame, source, label.entity, label.column, label.where, skip, True)
-        ev = group.events
-        dtype = output_dtype(agg, ev.schema["_v"], has_value)
+        dtype = output_dtype(agg, group.schema["_v"], has_value)
         sp = self.es.sorted
         gap, horizon = label.gap, label.horizon
         t = pl.col(K.T)
         if agg == "count":  # positions in the events' (key, event time) order: no value is read
-            by_et = K.sort_by_key_time(ev, "_et", ["_kid", "_et"])
+            by_et = K.sort_by_key_time(group.frame_or_plan, "_et", ["_kid", "_et"])
             t_s = us(sp.get_column(K.T))
             counts = W.range_counts(
                 by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), sp.get_column("_kid").to_numpy(),
@@ -267,6 +266,7 @@ class EntityFeatures:
             if counts is not None:
                 n = pl.Series(counts)
                 return n, n, dtype
+        ev = group.events
         if agg in CUMULATIVE:
             with_value = agg != "count"
             table = group.prefix_table("_et", None, with_value)

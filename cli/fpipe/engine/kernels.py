@@ -78,37 +78,42 @@ PACKED_SORT_MIN_ROWS = 50_000  # below this the three-column sort is as fast
 PACKED_SORT_BITS = 62  # (key, time) packs into an int64 below 2**this, else into an Int128
 
 
-def sort_by_key_time(frame: pl.DataFrame, on: str, columns: list[str] | None = None) -> pl.DataFrame:
-    """`frame` (or its `columns`) sorted by (`_kid`, `on`, `_pos`).
+def sort_by_key_time(frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """`frame` (or its `columns`) sorted by (`_kid`, `on`, `_pos`); `frame` may be a lazy plan (a filter
+    not yet run, `groups.EventGroup.plan`): only `columns` are then materialised, in sorted order.
 
     When the frame is already in `_pos` order (as every prepared event frame is), one stable sort of a
     packed (key, time) column gives the same order: an int64 when the key range times the time range fits
     in 62 bits, at less than half the cost of the three-column sort (PITFALLS: packed keys); else an Int128
     (10M rows: 1.6 s against 2.6 s for the three columns, measured under load).
     """
-    cols = columns or frame.columns
-    if frame.height < PACKED_SORT_MIN_ROWS:
-        return frame.sort(["_kid", on, "_pos"]).select(cols)
+    if isinstance(frame, pl.DataFrame) and frame.height < PACKED_SORT_MIN_ROWS:
+        return frame.sort(["_kid", on, "_pos"]).select(columns or frame.columns)
+    lf = frame.lazy()
+    schema = lf.collect_schema()
+    cols = columns or schema.names()
     t = pl.col(on).dt.epoch("us")
-    st = frame.select(
+    st = lf.select(
+        pl.len().alias("rows"),
         pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), t.min().alias("t0"), t.max().alias("t1"),
         (pl.col("_kid").null_count() + pl.col(on).null_count()).alias("nulls"),
-    ).row(0, named=True)
-    if st["nulls"] or st["k0"] is None or not frame.get_column("_pos").is_sorted():
-        return frame.sort(["_kid", on, "_pos"]).select(cols)
+        (pl.col("_pos").diff() < 0).any().alias("unordered"),
+    ).collect(engine="in-memory").row(0, named=True)
+    if st["rows"] < PACKED_SORT_MIN_ROWS or st["nulls"] or st["k0"] is None or st["unordered"]:
+        return lf.sort(["_kid", on, "_pos"]).select(cols).collect(engine="in-memory")
     span = int(st["t1"]) - int(st["t0"]) + 1
     keys = int(st["k1"]) - int(st["k0"]) + 1
     packed = packed_key_time(t, int(st["k0"]), int(st["t0"]), keys, span)
     if keys * span >= 1 << PACKED_SORT_BITS:  # an Int128 (key, time): one column still sorts faster than three
         return (
-            frame.lazy().select(*cols, packed.alias("_packed")).sort("_packed", maintain_order=True)
+            lf.select(*cols, packed.alias("_packed")).sort("_packed", maintain_order=True)
             .select(cols).collect(engine="in-memory")
         )
     # the key and the time are not carried through the sort: they are recovered from the packed value
     carried = [c for c in cols if c not in ("_kid", on)]
-    ordered = frame.lazy().select(*carried, packed.alias("_packed")).sort("_packed", maintain_order=True)
-    key = (pl.col("_packed") // span + st["k0"]).cast(frame.schema["_kid"]).alias("_kid")
-    time = (pl.col("_packed") % span + st["t0"]).cast(frame.schema[on]).alias(on)
+    ordered = lf.select(*carried, packed.alias("_packed")).sort("_packed", maintain_order=True)
+    key = (pl.col("_packed") // span + st["k0"]).cast(schema["_kid"]).alias("_kid")
+    time = (pl.col("_packed") % span + st["t0"]).cast(schema[on]).alias(on)
     # in-memory engine: the streaming one returns many chunks here, and every later to_numpy would copy them
     return ordered.with_columns(key, time).select(cols).collect(engine="in-memory")
 
