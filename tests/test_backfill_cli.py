@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import textwrap
@@ -87,7 +88,10 @@ def test_backfill_writes_table_and_manifest(project: Path, capsys: pytest.Captur
     assert manifest["label"] == "fraud"
     assert set(manifest["feature_definition_hashes"]) == {"n_1d", "spend_1d", "last_amount", "ratio"}
     assert len(manifest["definition_hash"]) == 16
-    assert manifest["inputs"]["tx"]["files"][0]["bytes"] > 0
+    tx = manifest["inputs"]["tx"]["files"][0]
+    tx_bytes = (project / tx["path"]).read_bytes()  # shown relative to the working directory, the project
+    assert tx["bytes"] == len(tx_bytes) > 0
+    assert tx["sha256"] == hashlib.sha256(tx_bytes).hexdigest()
     assert manifest["versions"]["polars"] == pl.__version__
 
 

@@ -73,7 +73,7 @@ def test_url_inputs_write_the_local_bytes(data: Path, store: str, local_bytes: b
     manifest = json.loads(Path(f"{out}.manifest.json").read_text())
     events = manifest["inputs"]["events"]
     assert events["path"] == f"{store}/events.parquet"  # the URL, not mangled into a local path
-    assert events["files"] == [{"path": f"{store}/events.parquet", "bytes": None, "blake2b": None, "remote": True}]
+    assert events["files"] == [{"path": f"{store}/events.parquet", "bytes": None, "sha256": None, "remote": True}]
 
 
 def test_url_spine_option_and_loader_keep_the_url(data: Path, store: str, local_bytes: bytes, tmp_path: Path) -> None:
