@@ -57,6 +57,12 @@ def small_rows(group: EventGroup, sp: pl.DataFrame, window: timedelta, limit: in
     events only, so a row takes the same path in a backfill, in `explain` (one spine row) and in every
     partition: float sums are bit-identical across them."""
     if (window, limit) not in group.small:
+        # a key small for a window is small for every narrower one: when every row is small for a wider
+        # window, it is for this one too (no search)
+        for (w, lim), wider in group.small.items():
+            if lim == limit and w >= window and wider.all():
+                group.small[(window, limit)] = wider
+                return wider
         by_et = group.by_event_time(narrow=True)
         kid = by_et.get_column("_kid").to_numpy()
         big = W.big_keys(kid, us(by_et.get_column("_et")), window_us(window), limit)

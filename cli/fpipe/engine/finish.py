@@ -55,6 +55,8 @@ def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[st
     # `_row` numbers the spine rows 0..n-1 in spine order: place the block's rows by position, not by a join
     at = np.full(spine.height, -1, dtype=np.int64)
     at[block.get_column(K.ROW).to_numpy()] = np.arange(block.height, dtype=np.int64)
+    if block.height == spine.height:  # every spine row is in the block (`_row` is unique): a permutation, nothing to fill
+        return block.select(pl.all().gather(pl.Series(at)))
     where = pl.select(pl.when(pl.Series(at) >= 0).then(pl.Series(at))).to_series()
     full = block.with_columns(pl.lit(True).alias("_present")).select(pl.all().gather(where))
     full = full.with_columns(spine.get_column(K.ROW))
