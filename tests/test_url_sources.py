@@ -151,6 +151,29 @@ def test_a_presigned_urls_query_is_never_written(data: Path, store: str, local_b
     assert "s3cr3t" not in err
 
 
+def test_re_signing_a_url_keeps_the_definition_hash(data: Path, store: str, tmp_path: Path) -> None:
+    """A presigned URL is re-signed when its credential expires; the definitions have not changed, so neither
+    does `definition_hash` (models and `score` compare it). Another object is another definition."""
+    from fpipe.project import Project
+
+    defs = url_defs(data, store, tmp_path)
+    text = (defs / "bench.yaml").read_text()
+
+    def definition_hash(events_url: str) -> str:
+        (defs / "bench.yaml").write_text(text.replace(f"{store}/events.parquet", events_url))
+        return Project.load(defs).definition_hash(SET)
+
+    one = definition_hash(f"'{store}/events.parquet?X-Amz-Signature=one&X-Amz-Date=20261128T000000Z'")
+    assert definition_hash(f"'{store}/events.parquet?X-Amz-Signature=two&X-Amz-Date=20261129T000000Z'") == one
+    others = {definition_hash(f"{store}/events.parquet"), definition_hash(f"'{store}/events2.parquet?X-Amz-Signature=one'")}
+    assert one not in others and len(others) == 2
+    # the manifest's hash is this one
+    (defs / "bench.yaml").write_text(text.replace(f"{store}/events.parquet", f"'{store}/events.parquet?X-Amz-Signature=three'"))
+    out = tmp_path / "signed.parquet"
+    backfill(defs, out)
+    assert json.loads(Path(f"{out}.manifest.json").read_text())["definition_hash"] == one
+
+
 def test_no_query_string_in_partitioned_errors_option_forms_or_list(
     data: Path, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,7 @@ from fpipe.engine import build as B
 from fpipe.engine.checks import ChecksOutcome, check_columns
 from fpipe.errors import DataError, Diagnostic, UsageError
 from fpipe.io.sources import display_path, fingerprint, read_frame
+from fpipe.io.urls import is_url, shown_url
 from fpipe.spec.expr import parse_expr, referenced_names
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
@@ -45,9 +46,12 @@ def _json_default(value: Any) -> Any:
 
 
 def spec_hash(obj: Any) -> str:
-    """A stable hash of a spec object's semantic content (locations excluded)."""
+    """A stable hash of a spec object's semantic content (locations excluded). A URL counts without its
+    query string, as the manifest shows it: re-signing a presigned URL (a new credential) changes nothing."""
 
     def strip(o: Any) -> Any:
+        if isinstance(o, str) and is_url(o):
+            return shown_url(o)
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return {f.name: strip(getattr(o, f.name)) for f in dataclasses.fields(o) if f.name != "loc"}
         if isinstance(o, Mapping):
@@ -402,20 +406,26 @@ class Project:
 
         threading.Thread(target=work, name="fpipe-fingerprint", daemon=True).start()
 
-    def manifest(self, name: str, result: B.BuildResult, output: str | None, command: Sequence[str] | None = None) -> dict[str, Any]:
+    def definition_hash(self, name: str) -> str:
+        """The hash of everything training set `name` is defined by (`spec_hash`): its spine, features,
+        label and sources, the time zone and the cutoff."""
         defs = self.defs
         ts = defs.training_sets[name]
-        feats, labels, cols = self.training_set_inputs(name)
-        closure = B.feature_closure(defs, ts.features)
-        used: dict[str, Any] = {
+        _, _, cols = self.training_set_inputs(name)
+        return spec_hash({
             "timezone": defs.timezone,
             "cutoff": defs.cutoff.value,
             "training_set": ts,
             "spine": defs.spines[ts.spine],
-            "features": [defs.features[n] for n in closure],
+            "features": [defs.features[n] for n in B.feature_closure(defs, ts.features)],
             "label": defs.labels[ts.label] if ts.label else None,
             "sources": [defs.sources[n] for n in cols],
-        }
+        })
+
+    def manifest(self, name: str, result: B.BuildResult, output: str | None, command: Sequence[str] | None = None) -> dict[str, Any]:
+        defs = self.defs
+        ts = defs.training_sets[name]
+        feats, labels, cols = self.training_set_inputs(name)
         inputs: dict[str, Any] = {}
         for n in cols:
             src: SourceSpec = defs.sources[n]
@@ -427,7 +437,7 @@ class Project:
             "fpipe_manifest": 1,
             "training_set": name,
             "output": output,
-            "definition_hash": spec_hash(used),
+            "definition_hash": self.definition_hash(name),
             "feature_definition_hashes": {n: spec_hash([defs.features[d] for d in B.feature_closure(defs, [n])]) for n in ts.features},
             "spine_columns": result.spine_columns,
             "spine_time_column": result.time_column,
