@@ -11,6 +11,7 @@ Kernel choice (engine/kernels.py explains each algorithm and its cost):
 - first, time_since_first without window         -> ordered (running min rank) over non-null rows
 - min, max with a window (no hop)                -> rolling extreme + pending rows (engine/windowed.py)
 - min, max without a window                      -> running extreme
+- count_distinct without a window                -> running count of first visibilities
 - everything else                                -> pairs (windowed: engine/windowed.py)
 Labels: count -> positions in packed (key, event time) order (engine/windows.range_counts), falling back
 to cumulative; sum, mean -> cumulative over event time; everything else -> pairs.
@@ -179,6 +180,8 @@ class EntityFeatures:
         condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
         if agg in ("min", "max") and value_dtype.is_numeric() and window is None:
             return self._running_extreme(group, agg, inclusive, dtype)
+        if agg == "count_distinct" and window is None:
+            return self._distinct_so_far(group, inclusive, dtype)
         if window is not None:
             res = window_aggregate(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
         else:
@@ -193,6 +196,18 @@ class EntityFeatures:
         hit = K.lookup(self.es.sorted, pl.col(K.T), table, "_vis", inclusive)
         n = hit.get_column("_x").is_not_null().cast(pl.Int64)
         return hit.get_column("_x"), n, dtype
+
+    def _distinct_so_far(self, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        """count_distinct without a window: a value counts at t from its first visible row on. Per key, a
+        running count of the values in order of their first visibility, and the running row count (`n`),
+        each read by one as-of lookup: O((n+m) log) instead of one pair per (spine row, event of its key)."""
+        firsts = (
+            group.events.filter(pl.col("_v").is_not_null()).group_by("_kid", "_v").agg(pl.col("_vis").min())
+            .sort("_kid", "_vis").select("_kid", "_vis", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_kid").alias("_cn"))
+        )
+        distinct = K.lookup(self.es.sorted, pl.col(K.T), firsts, "_vis", inclusive).get_column("_cn").fill_null(0)
+        rows = K.lookup(self.es.sorted, pl.col(K.T), group.prefix_table("_vis", None, False), "_vis", inclusive)
+        return distinct, rows.get_column("_cn").fill_null(0), dtype
 
     def precompute(self, features: Sequence[FeatureSpec], frames: Mapping[str, pl.DataFrame]) -> None:
         """Compute the windowed features of small keys (one enumeration per event group and window) and the
