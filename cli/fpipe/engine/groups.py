@@ -66,14 +66,15 @@ class EventGroup:
 
     @property
     def schema(self) -> pl.Schema:
-        return self.frame_or_plan.collect_schema() if isinstance(self.frame_or_plan, pl.LazyFrame) else self.frame_or_plan.schema
+        return self.frame_or_plan.collect_schema()
 
     @property
     def height(self) -> int:
-        if isinstance(self.frame_or_plan, pl.DataFrame):
-            return self.frame_or_plan.height
+        rows = self.frame_or_plan
+        if isinstance(rows, pl.DataFrame):
+            return rows.height
         if self._height is None:
-            self._height = int(self.plan.select(pl.len()).collect().item())
+            self._height = int(rows.select(pl.len()).collect().item())
         return self._height
 
     def prefix_table(self, on: str, window: timedelta | None, with_value: bool) -> pl.DataFrame:
