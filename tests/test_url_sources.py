@@ -165,8 +165,20 @@ def test_re_signing_a_url_keeps_the_definition_hash(data: Path, store: str, tmp_
 
     one = definition_hash(f"'{store}/events.parquet?X-Amz-Signature=one&X-Amz-Date=20261128T000000Z'")
     assert definition_hash(f"'{store}/events.parquet?X-Amz-Signature=two&X-Amz-Date=20261129T000000Z'") == one
-    others = {definition_hash(f"{store}/events.parquet"), definition_hash(f"'{store}/events2.parquet?X-Amz-Signature=one'")}
-    assert one not in others and len(others) == 2
+    assert definition_hash(f"'{store}/events.parquet?sv=2024&se=2026-12-01&sig=abc'") == one  # an Azure SAS
+    # the same object unsigned is the same definition; another object, or another version of it, is not
+    assert definition_hash(f"{store}/events.parquet") == one
+    others = {definition_hash(f"'{store}/events2.parquet?X-Amz-Signature=one'"),
+              definition_hash(f"'{store}/events.parquet?versionId=1&X-Amz-Signature=one'"),
+              definition_hash(f"'{store}/events.parquet?versionId=2&X-Amz-Signature=one'")}
+    assert one not in others and len(others) == 3
+    # only input paths lose their credential: a URL-like string elsewhere (a default) is hashed whole
+    for default in ("https://shop/?ref=a", "https://shop/?ref=b"):
+        (defs / "bench.yaml").write_text(text.replace(
+            "user_tier: {entity: user, source: profiles, column: tier, agg: latest}",
+            f"user_tier: {{entity: user, source: profiles, column: tier, agg: latest, default: '{default}'}}"))
+        others.add(Project.load(defs).definition_hash(SET))
+    assert len(others) == 5
     # the manifest's hash is this one
     (defs / "bench.yaml").write_text(text.replace(f"{store}/events.parquet", f"'{store}/events.parquet?X-Amz-Signature=three'"))
     out = tmp_path / "signed.parquet"

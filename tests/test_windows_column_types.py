@@ -50,3 +50,40 @@ def test_windowed_count_of_a_null_typed_column_counts_no_values() -> None:
     assert out.get_column("rows").to_list() == [3]
     assert out.get_column("n_all").to_list() == [0]  # no window: 0 (correct)
     assert out.get_column("n").to_list() == [0]  # with a window too (it used to give 3, the row count)
+
+
+WIDE = [(pl.UInt64, 2**63 + 5), (pl.Int128, 2**70), (pl.UInt128, 2**100)]
+
+
+@pytest.mark.parametrize("dtype,big", WIDE, ids=["uint64", "int128", "uint128"])
+@pytest.mark.parametrize("window", [None, mins(10)], ids=["all-history", "window"])
+def test_counts_and_extremes_of_ids_beyond_int64(dtype: pl.DataType, big: int, window: object) -> None:
+    """Hashed ids are often UInt64 >= 2^63 (or 128-bit): counting them, counting them distinct and taking
+    their min/max/latest never reads them as Int64 (review: count and count_distinct without a window, and
+    a windowed count_distinct, crashed with exit 70; 128-bit windowed min/max could not go to numpy)."""
+    src = _source(pl.Series([big, 7, big], dtype=dtype))
+    kw = {"window": window}
+    out = _build([feature("n", "count", "c", **kw), feature("d", "count_distinct", "c", **kw),
+                  feature("lo", "min", "c", **kw), feature("hi", "max", "c", **kw), feature("l", "latest", "c")], src)
+    assert out.row(0, named=True) == {"uid": 1, "k2": "p", "t": at(5), "n": 3, "d": 2, "lo": 7, "hi": big, "l": big}
+    assert out.schema["hi"] == dtype and out.schema["l"] == dtype
+
+
+@pytest.mark.parametrize("dtype,big", WIDE, ids=["uint64", "int128", "uint128"])
+@pytest.mark.parametrize("agg", ["sum", "mean"])
+@pytest.mark.parametrize("window", [None, mins(10)], ids=["all-history", "window"])
+def test_a_sum_beyond_int64_is_one_located_error(dtype: pl.DataType, big: int, agg: str, window: object) -> None:
+    """Integer sums are taken in Int64: values beyond it were a crash (no window), a wrapped sum and a mean of
+    the wrapped values (UInt64 windows: 17 and 5.67 for 2^63+5, 7, 2^63+5), or null (Int128 windows)."""
+    from fpipe.errors import DataError
+
+    with pytest.raises(DataError, match=rf"feature 's': {agg} of column 'c' \({dtype}\) has values beyond Int64"):
+        _build([feature("s", agg, "c", window=window)], _source(pl.Series([big, 7, big], dtype=dtype)))
+
+
+@pytest.mark.parametrize("dtype", [pl.UInt64, pl.Int128, pl.UInt128])
+@pytest.mark.parametrize("window", [None, mins(10)], ids=["all-history", "window"])
+def test_sums_of_wide_integer_types_with_small_values(dtype: pl.DataType, window: object) -> None:
+    out = _build([feature("s", "sum", "c", window=window), feature("m", "mean", "c", window=window)],
+                 _source(pl.Series([5, 7, 5], dtype=dtype)))
+    assert (out.item(0, "s"), out.item(0, "m")) == (17, 17 / 3)

@@ -26,7 +26,7 @@ from fpipe.engine import build as B
 from fpipe.engine.checks import ChecksOutcome, check_columns
 from fpipe.errors import DataError, Diagnostic, UsageError
 from fpipe.io.sources import display_path, fingerprint, read_frame
-from fpipe.io.urls import is_url, shown_url
+from fpipe.io.urls import identity_url, is_url
 from fpipe.spec.expr import parse_expr, referenced_names
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
@@ -46,14 +46,15 @@ def _json_default(value: Any) -> Any:
 
 
 def spec_hash(obj: Any) -> str:
-    """A stable hash of a spec object's semantic content (locations excluded). A URL counts without its
-    query string, as the manifest shows it: re-signing a presigned URL (a new credential) changes nothing."""
+    """A stable hash of a spec object's semantic content (locations excluded). An input `path` that is a URL
+    counts without a presigned URL's credential (`io.urls.identity_url`): re-signing it changes nothing."""
 
     def strip(o: Any) -> Any:
-        if isinstance(o, str) and is_url(o):
-            return shown_url(o)
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return {f.name: strip(getattr(o, f.name)) for f in dataclasses.fields(o) if f.name != "loc"}
+            return {
+                f.name: identity_url(v) if f.name == "path" and isinstance(v, str) and is_url(v) else strip(v)
+                for f in dataclasses.fields(o) if f.name != "loc" for v in [getattr(o, f.name)]
+            }
         if isinstance(o, Mapping):
             return {str(k): strip(v) for k, v in sorted(o.items(), key=lambda kv: str(kv[0]))}
         if isinstance(o, list | tuple):

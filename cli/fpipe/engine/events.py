@@ -78,8 +78,9 @@ def prepare_events(
     plan that filters them, not run (`groups.EventGroup.plan`)."""
     src_keys = list(source.keys[entity])
     frame = source_frame
-    if where:
-        frame = frame.filter(compile_expr(where).fill_null(False))
+    # `where` as a boolean column of the filter below, not a filtered copy of the source (a lazy plan
+    # keeps what it reads alive: the source's own columns, and this mask)
+    where_mask = frame.select(compile_expr(where).fill_null(False).alias("_w")).to_series() if where else None
     kcols = key_columns(len(src_keys))
     value = pl.col(column) if column else pl.lit(None, pl.Null)
     cols = []
@@ -98,15 +99,22 @@ def prepare_events(
         ) from None
     # one filter pass (each eager filter would copy every column of 10M rows): full keys; labels are ground
     # truth over event time (availability ignored), features need a visible row; values if nulls are skipped
+    if where_mask is not None:
+        ev = ev.with_columns(where_mask)
     keep = [pl.col(k).is_not_null() for k in kcols]
+    if where_mask is not None:
+        keep.append(pl.col("_w"))
     keep.append(pl.col("_et").is_not_null() if label else pl.col("_vis").is_not_null())
     if skip_null_values and column:
         keep.append(pl.col("_v").is_not_null())
     if espine.integer_key:  # `_kid` is the key itself: keep the spine's keys by a hash-set filter, no join
         keep.append(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode()))
-        plan = ev.lazy().filter(pl.all_horizontal(keep)).select(pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0"))
+        plan = ev.lazy().filter(pl.all_horizontal(keep)).select(pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0", "_w"))
     else:
-        plan = ev.lazy().filter(pl.all_horizontal(keep)).join(espine.ids.lazy(), on=kcols, how="inner", maintain_order="left").drop(kcols)
+        plan = (
+            ev.lazy().filter(pl.all_horizontal(keep)).join(espine.ids.lazy(), on=kcols, how="inner", maintain_order="left")
+            .drop([*kcols, "_w"], strict=False)
+        )
     return plan if lazy else plan.collect(engine="in-memory")
 
 

@@ -32,8 +32,9 @@ from fpipe.engine import windows as W
 from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_cheap, window_us
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
-from fpipe.engine.groups import EventGroup, value_dtype_for_sum
+from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
 from fpipe.engine.windowed import rolling, rolls, window_aggregate, windowed_extreme
+from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
 # cast_declared: still imported from here by distributed/partitioned.py (its home is engine/finish.py)
@@ -46,6 +47,27 @@ CUMULATIVE = {"count", "sum", "mean"}
 # Read here at each `precompute` (tests set them on this module).
 DIRECT_WINDOW_EVENTS = 256
 SMALL_KEY_EVENTS = 64
+
+
+def check_sum_fits(spec: FeatureSpec | LabelSpec, frame: pl.DataFrame, kind: str = "feature") -> None:
+    """A sum or mean of a UInt64/Int128/UInt128 column whose values go beyond Int64 (the type integer sums
+    are taken in) is one located error, not a crash or a silently wrapped number."""
+    col = spec.column
+    if spec.agg not in ("sum", "mean") or col is None or col not in frame.columns:
+        return
+    dtype = frame.schema[col]
+    if not isinstance(dtype, WIDE_INTEGERS):
+        return
+    if frame.select(((pl.col(col) > (1 << 63) - 1) | (pl.col(col) < -(1 << 63))).any()).item():
+        loc = spec.loc
+        raise DataError(
+            Diagnostic(
+                f"{kind} '{spec.name}': {spec.agg} of column '{col}' ({dtype}) has values beyond Int64, the type "
+                "integer sums are taken in",
+                file=loc.file if loc.line else None, line=loc.line or None, col=loc.col or None,
+                hint="cast the column to Float64 in the source for an approximate sum, or aggregate a column that fits Int64",
+            )
+        )
 
 
 def _skips_nulls(feature: FeatureSpec) -> bool:
@@ -213,6 +235,9 @@ class EntityFeatures:
         """Compute the windowed features of small keys (one enumeration per event group and window) and the
         rolling columns of the other keys' min/max windows in one pass (Polars evaluates the expressions of
         one `select` in parallel)."""
+        for f in features:
+            if f.source in frames:
+                check_sum_fits(f, frames[f.source or ""])
         wanted: dict[int, tuple[EventGroup, set[tuple[str, timedelta, bool]]]] = {}
         def windowed(f: FeatureSpec) -> bool:
             return bool(f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
@@ -259,6 +284,7 @@ class EntityFeatures:
 
     def label(self, label: LabelSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:
         assert label.source and label.entity and label.horizon is not None
+        check_sum_fits(label, source_frame, "label")
         defs = self.defs
         source = defs.sources[label.source]
         cutoff = defs.label_cutoff(label)

@@ -29,6 +29,15 @@ def value_dtype_for_sum(dtype: pl.DataType) -> pl.DataType:
     return pl.Int64() if (dtype.is_integer() or dtype == pl.Boolean) else pl.Float64()
 
 
+# integer types whose values may not fit the Int64 that sums are taken in (ids and hashes often are UInt64)
+WIDE_INTEGERS = (pl.UInt64, pl.Int128, pl.UInt128)
+
+
+def sums_in_int64(dtype: pl.DataType) -> bool:
+    """Every value of `dtype` casts to the sum type without loss (a count may then share the sum's table)."""
+    return dtype.is_numeric() and not isinstance(dtype, WIDE_INTEGERS)
+
+
 @dataclass
 class EventGroup:
     """The events of one group (`prepare_events`) and the tables and results cached on them.
@@ -57,6 +66,7 @@ class EventGroup:
     def events(self) -> pl.DataFrame:
         if self._events is None:
             self._events = self.plan if isinstance(self.plan, pl.DataFrame) else self.plan.collect(engine="in-memory")
+            self.plan = self._events  # the plan's inputs are not needed any more
         return self._events
 
     @property
@@ -94,7 +104,7 @@ class EventGroup:
                 self.max_late = late if late is not None else timedelta(-1)  # no events: none is late
             if self.max_late < window:
                 window = None  # no row is late enough to matter: share the unweighted table
-        with_value = with_value or ev.schema["_v"].is_numeric()  # one table serves count and sum alike
+        with_value = with_value or sums_in_int64(ev.schema["_v"])  # one table serves count and sum alike
         cache_key = (on, window, with_value)
         if cache_key not in self.prefix:
             if with_value:

@@ -35,7 +35,8 @@ def supported(agg: str, value_dtype: pl.DataType) -> bool:
     """Aggregations this module computes (count of anything; the others over integer or float values)."""
     if agg == "count":
         return True
-    return agg in AGGS and (value_dtype.is_integer() or value_dtype.is_float())
+    wide = isinstance(value_dtype, (pl.Int128, pl.UInt128))  # numpy has no 128-bit integers
+    return agg in AGGS and ((value_dtype.is_integer() and not wide) or value_dtype.is_float())
 
 
 @dataclass(frozen=True)
