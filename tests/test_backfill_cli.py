@@ -83,6 +83,7 @@ def test_backfill_writes_table_and_manifest(project: Path, capsys: pytest.Captur
     assert null_row["user_id"] is None and null_row["n_1d"] == 0 and null_row["last_amount"] is None
     manifest = json.loads((project / "out" / "main.parquet.manifest.json").read_text())
     assert manifest["training_set"] == "main"
+    assert manifest["fpipe_manifest"] == 2  # input digests renamed blake2b -> sha256
     assert manifest["rows"] == {"spine": 6, "output": 6, "censored": 0, "spine_rows_without_time_or_key": 1}
     assert manifest["features"] == ["n_1d", "spend_1d", "last_amount", "ratio"]
     assert manifest["label"] == "fraud"

@@ -435,7 +435,7 @@ class Project:
             inputs[n] = {"path": display_path(src.path), "columns": list(cols[n]), "files": files}
         st = result.stats
         return {
-            "fpipe_manifest": 1,
+            "fpipe_manifest": 2,  # 2: input digests are "sha256" (were "blake2b")
             "training_set": name,
             "output": output,
             "definition_hash": self.definition_hash(name),
