@@ -64,6 +64,7 @@ def test_engine_matches_oracle_with_and_without_packed_keys(limit: int, packed: 
     with small_key_events(limit), packing(packed):
         props.test_engine_matches_oracle()
         props.test_engine_window_arithmetic_matches_oracle()
+        props.test_engine_distinct_so_far_matches_oracle()
 
 
 @pytest.mark.parametrize("limit", [0, 2])
@@ -88,6 +89,7 @@ def test_engine_matches_oracle_with_numbered_integer_keys() -> None:
     with small_key_events(2), numbered_integer_keys():  # 2: small and big keys in one build
         props.test_engine_matches_oracle()
         props.test_engine_window_arithmetic_matches_oracle()
+        props.test_engine_distinct_so_far_matches_oracle()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
