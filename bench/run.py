@@ -1,11 +1,13 @@
 """`make bench`: generate the data, run every tool in its own process, check agreement, report.
 
-    python -m bench.run --sizes S,M [--parts all,lookups,windows] [--out docs/benchmarks.md]
+    python -m bench.run --sizes S,M [--parts all,lookups,windows] [--repeat 3] [--out docs/benchmarks.md]
 
 Each tool runs as a child process; wall time is measured around it and CPU time and peak RSS come from
-`os.wait4` (the child's own rusage: ru_utime + ru_stime, ru_maxrss). Outputs are compared with fpipe's
-before any number is reported; a disagreement is printed loudly and marked in the table, and the exit
-status is 1.
+`os.wait4` (the child's own rusage: ru_utime + ru_stime, ru_maxrss). Every tool runs `--repeat` times,
+the tools taking turns (so a slow minute on a shared machine falls on all of them), and the table reports
+the median wall and CPU time, the range of the walls, and the largest peak RSS. Outputs are compared with
+fpipe's before any number is reported; a disagreement is printed loudly and marked in the table, and the
+exit status is 1.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import datetime as dt
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -46,6 +49,11 @@ class Measurement:
     returncode: int
     problems: list[str] = field(default_factory=list)
     note: str = ""
+    walls: list[float] = field(default_factory=list)  # every run's wall time (`wall` is their median)
+
+    @property
+    def wall_range(self) -> str:
+        return f"{min(self.walls):.2f}-{max(self.walls):.2f}" if len(self.walls) > 1 else ""
 
 
 def fpipe_exe() -> str:
@@ -71,24 +79,31 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode, err[-2000:]
 
 
-def run_size(size: str, parts: list[str], tools: list[str], results_dir: Path, fpipe_args: list[str]) -> list[Measurement]:
+def run_size(size: str, parts: list[str], tools: list[str], results_dir: Path, fpipe_args: list[str], repeat: int = 1) -> list[Measurement]:
     data = generate(SIZES[size])
     rows: list[Measurement] = []
     for part in parts:
         ref: pl.DataFrame | None = None
-        for tool in tools:
-            if tool == "pandas" and size not in PANDAS_SIZES:
-                continue
-            if tool in INEXACT and part != INEXACT[tool]:
-                continue
-            out = results_dir / f"{size}_{part}_{tool}.parquet"
-            out.unlink(missing_ok=True)
-            wall, cpu, rss, rc, err = measure(command(tool, data, part, out, fpipe_args if tool == "fpipe" else []))
-            m = Measurement(size, part, tool, wall, cpu, rss, rc)
-            if rc != 0:
-                m.problems.append(f"exit status {rc}: {err.strip().splitlines()[-1] if err.strip() else ''}")
-            else:
-                frame = pl.read_parquet(out)
+        todo = [t for t in tools if not (t == "pandas" and size not in PANDAS_SIZES) and not (t in INEXACT and part != INEXACT[t])]
+        runs: dict[str, list[tuple[float, float, float]]] = {t: [] for t in todo}
+        done: dict[str, Measurement] = {}
+        for rep in range(repeat):
+            for tool in todo:
+                if tool in done and done[tool].returncode != 0:
+                    continue  # a failed tool is reported once
+                out = results_dir / f"{size}_{part}_{tool}.parquet"
+                out.unlink(missing_ok=True)
+                wall, cpu, rss, rc, err = measure(command(tool, data, part, out, fpipe_args if tool == "fpipe" else []))
+                runs[tool].append((wall, cpu, rss))
+                print(f"{size:2s} {part:8s} {tool:7s} run {rep + 1}/{repeat} wall {wall:8.2f} s  cpu {cpu:8.2f} s  rss {rss:8.0f} MiB", flush=True)
+                if rep > 0 and rc == 0:
+                    continue
+                m = done.setdefault(tool, Measurement(size, part, tool, wall, cpu, rss, rc))
+                m.returncode = rc
+                if rc != 0:
+                    m.problems.append(f"exit status {rc}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+                    continue
+                frame = pl.read_parquet(out)  # outputs are checked on the first run
                 if ref is None:
                     ref = frame
                 elif tool in INEXACT:
@@ -96,9 +111,14 @@ def run_size(size: str, parts: list[str], tools: list[str], results_dir: Path, f
                     m.note = f"{n:,} of {ref.height:,} rows differ (rows counted before they arrived)"
                 else:
                     m.problems = compare_frames(ref, frame)
+        for tool in todo:
+            m = done[tool]
+            walls, cpus, rsss = zip(*runs[tool], strict=True)
+            m.wall, m.cpu, m.rss_mib, m.walls = statistics.median(walls), statistics.median(cpus), max(rsss), list(walls)
             rows.append(m)
             status = m.note or ("ok" if not m.problems else "DISAGREES")
-            print(f"{size:2s} {part:8s} {tool:7s} wall {wall:8.2f} s  cpu {cpu:8.2f} s  rss {rss:8.0f} MiB  {status}", flush=True)
+            print(f"{size:2s} {part:8s} {tool:7s} median wall {m.wall:8.2f} s ({m.wall_range or 'one run'})  cpu {m.cpu:8.2f} s  "
+                  f"rss {m.rss_mib:8.0f} MiB  {status}", flush=True)
             for p in m.problems:
                 print(f"   !!! {tool} vs fpipe: {p}", file=sys.stderr, flush=True)
     return rows
@@ -173,7 +193,7 @@ def goals(rows: list[Measurement]) -> list[str]:
         "(bench/tools/duckdb_frames_peer.py); the goal is judged against the exact DuckDB range join",
         "(bench/tools/duckdb_peer.py), and the frame timing is shown for reference only.",
         "",
-        "| ratio | goal | this run | |",
+        "| ratio | goal | this run (medians) | |",
         "|---|---:|---:|---|",
         *out,
     ]
@@ -187,6 +207,8 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
         "process (reading the parquet inputs and writing the parquet output are included); CPU time is user +",
         "system of that process, peak RSS its `ru_maxrss`. Outputs are compared with fpipe's first (same rows",
         "in spine order, values within 1e-9 relative); a tool that disagrees is marked **DISAGREES**.",
+        f"Each tool ran {max((len(m.walls) for m in rows), default=1)} time(s), the tools taking turns: wall and CPU are the",
+        "medians (`wall range`: the fastest and slowest run), peak RSS the largest; ratios are of the medians.",
         "",
         "Workload (bench/generate.py, seeded): a file spine of prediction requests at random instants over 2024,",
         "events with realistic lateness (`ingested_at`: seconds to days late, 0.1% never), profiles (an SCD,",
@@ -202,8 +224,8 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
         "",
         "## Results",
         "",
-        "| size | part | tool | wall s | CPU s | peak RSS MiB | fpipe wall / tool | fpipe RSS / tool | outputs |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| size | part | tool | wall s | wall range s | CPU s | peak RSS MiB | fpipe wall / tool | fpipe RSS / tool | outputs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     fp = {(m.size, m.part): m for m in rows if m.tool == "fpipe"}
     for m in rows:
@@ -216,7 +238,7 @@ def render(rows: list[Measurement], info: dict[str, str], profile: dict[str, lis
         if m.returncode != 0:
             agree = f"**FAILED** ({m.problems[0] if m.problems else m.returncode})"
         lines.append(
-            f"| {m.size} | {m.part} | {m.tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_mib:.0f} | {ratio_w} | {ratio_r} | {agree} |"
+            f"| {m.size} | {m.part} | {m.tool} | {m.wall:.2f} | {m.wall_range} | {m.cpu:.2f} | {m.rss_mib:.0f} | {ratio_w} | {ratio_r} | {agree} |"
         )
     lines += goals(rows)
     bad = [m for m in rows if m.problems]
@@ -345,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report (use '-' for none)")
     ap.add_argument("--profile", default="S", help="sizes to profile per feature (comma-separated, '' for none)")
     ap.add_argument("--fpipe-arg", action="append", default=[], help="extra option for `fpipe backfill` (repeatable)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of every tool (medians are reported)")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -354,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     profile: dict[str, list[tuple[str, str, float]]] = {}
     for size in sizes:
         parts, tools = args.parts.split(","), args.tools.split(",")
-        rows += run_size(size, parts, tools, args.results, args.fpipe_arg)
+        rows += run_size(size, parts, tools, args.results, args.fpipe_arg, max(1, args.repeat))
         all_out = args.results / f"{size}_all_fpipe.parquet" if "all" in parts and "fpipe" in tools else None
         extras += extra_commands(size, DATA_ROOT / size, args.results, all_out if all_out is not None and all_out.exists() else None, args.fpipe_arg)
         if size in args.profile.split(","):
