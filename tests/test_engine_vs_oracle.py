@@ -123,6 +123,35 @@ def test_engine_distinct_so_far_matches_oracle(sc: Scenario) -> None:
     check_matches_oracle(sc)
 
 
+@st.composite
+def _moment_scenarios(draw: st.DrawFn) -> Scenario:
+    """std/var windows of values that sit far from 0 (a large common offset, so x^2 swamps the spread), with
+    outliers that drag a key's mean away from some of its windows: the prefix sums of `_moments` are
+    trusted in some windows and must hand the others to the exact pairs."""
+    feats = [
+        feature(f"f{i}", draw(st.sampled_from(["std", "var"])), "x",
+                window=draw(st.sampled_from([None, mins(2), mins(5), mins(10)])),
+                cutoff=draw(st.sampled_from([None, Cutoff.INCLUSIVE])), ddof=draw(st.sampled_from([0, 1, 2])))
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    rows = draw(source_rows(max_rows=30))
+    base = draw(st.sampled_from([0.0, 1e6, -1e9, 1e12]))
+    noise = st.floats(-10, 10, allow_nan=False, width=32).map(lambda v: base + v)
+    for r in rows:
+        r["uid"] = draw(st.sampled_from([1, 2]))
+        r["x"] = draw(st.one_of(noise, noise, st.sampled_from([None, base, 1e12, -1e12, 0.1])))
+    spine = [{**r, "uid": draw(st.sampled_from([1, 2]))} for r in draw(spine_rows(max_rows=12))]
+    return Scenario(make_defs(feats), {"ev": rows, "cb": []}, spine)
+
+
+@settings(max_examples=300)
+@given(_moment_scenarios())
+def test_engine_moments_match_oracle(sc: Scenario) -> None:
+    """std/var from compensated prefix sums where they are well conditioned, exact pairs elsewhere
+    (engine/features.py `_moments`; run with every key big in tests/test_engine_paths.py)."""
+    check_matches_oracle(sc)
+
+
 def check_matches_oracle(sc: Scenario) -> None:
     expected = build_oracle(sc.defs, "ts", sc.sources, sc.spine_rows(), sc.column_types(), SPINE_COLUMNS)
     res = run(sc)

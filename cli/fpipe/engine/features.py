@@ -12,6 +12,7 @@ Kernel choice (engine/kernels.py explains each algorithm and its cost):
 - min, max with a window (no hop)                -> rolling extreme + pending rows (engine/windowed.py)
 - min, max without a window                      -> running extreme
 - count_distinct without a window                -> running count of first visibilities
+- std, var (no hop)                              -> compensated prefix sums of shifted values, pairs where untrusted
 - everything else                                -> pairs (windowed: engine/windowed.py)
 Labels: count -> positions in packed (key, event time) order (engine/windows.range_counts), falling back
 to cumulative; sum, mean -> cumulative over event time; everything else -> pairs.
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from fpipe.engine import kernels as K
@@ -45,6 +47,9 @@ CUMULATIVE = {"count", "sum", "mean"}
 # a key whose events never number more than this inside one window gets its windows by direct enumeration:
 # count/sum/mean/min/max in numpy (engine/windows.py), the other aggregations by a Polars group-by.
 # Read here at each `precompute` (tests set them on this module).
+# std/var from prefix sums are trusted where a bound on the rounding error of a window's sum of squared
+# deviations (M2) is at most this fraction of M2 (`EntityFeatures._moments`); other windows take their pairs
+MOMENTS_MAX_ERROR = 1e-11
 DIRECT_WINDOW_EVENTS = 256
 SMALL_KEY_EVENTS = 64
 
@@ -204,6 +209,8 @@ class EntityFeatures:
             return self._running_extreme(group, agg, inclusive, dtype)
         if agg == "count_distinct" and window is None:
             return self._distinct_so_far(group, inclusive, dtype)
+        if agg in ("std", "var") and hop is None and value_dtype.is_numeric():
+            return self._moments(feature, group, inclusive, condition, dtype)
         if window is not None:
             res = window_aggregate(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
         else:
@@ -218,6 +225,53 @@ class EntityFeatures:
         hit = K.lookup(self.es.sorted, pl.col(K.T), table, "_vis", inclusive)
         n = hit.get_column("_x").is_not_null().cast(pl.Int64)
         return hit.get_column("_x"), n, dtype
+
+    def _moments(
+        self, feature: FeatureSpec, group: EventGroup, inclusive: bool, condition: K.CondBuilder, dtype: pl.DataType
+    ) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        """std / var over a window (no hop) or all history, from the window's count n and its sums S1, S2 of y
+        and y^2 (y = x - the key's mean), each read from compensated prefix tables like `sum`: O((n+m) log),
+        no pairs. M2 = S2 - S1^2 / n is then trusted only where a bound on its rounding error is below
+        `MOMENTS_MAX_ERROR` x M2; the bound counts the window (a few ulps of S2) and the key's history (the
+        running error sums, k^2 eps^2 of the prefix over k rows). Other rows (a window far from its key's
+        mean against its spread, one after huge values, or without spread) are recomputed from their pairs."""
+        agg, window, ddof = feature.agg, feature.window, feature.ddof
+        sp, t = self.es.sorted, pl.col(K.T)
+        sums, pluses = [], []
+        for g in group.moment_groups():
+            plus = K.lookup(sp, t, g.prefix_table("_vis", window, True), "_vis", inclusive)
+            minus = K.lookup(sp, t - pl.lit(window), g.prefix_table("_et", window, True), "_et", inclusive) if window else None
+            sums.append(K.cumulative_from_tables(plus, minus, "sum", pl.Float64()))
+            pluses.append(plus)
+        (s1, n), (s2, _) = sums
+        eps = float(np.finfo(np.float64).eps)
+        frame = pl.DataFrame({
+            "s1": s1, "s2": s2, "n": n,
+            "k": pluses[1].get_column("_cn").fill_null(0).cast(pl.Float64),  # rows summed so far: the history's length
+            "p2": pluses[1].get_column("_cs").fill_null(0.0),  # the running sum of y^2 there (>= every earlier one)
+        })
+        s1_, s2_, n_, k_, p2_ = (pl.col(c) for c in ("s1", "s2", "n", "k", "p2"))
+        history = 2 * k_ * k_ * eps * eps
+        err_s2 = 4 * eps * s2_ + history * p2_
+        err_s1 = 4 * eps * (n_ * s2_).sqrt() + history * (k_ * p2_).sqrt()
+        m2 = s2_ - s1_ * s1_ / n_
+        err_m2 = err_s2 + 2 * (s2_ / n_).sqrt() * err_s1 + eps * s2_
+        frame = frame.with_columns(m2.alias("m2"), err_m2.alias("err"))
+        enough = pl.col("n") >= max(ddof + 1, 1)
+        trusted = (pl.col("m2") > 0) & (pl.col("err") <= MOMENTS_MAX_ERROR * pl.col("m2"))
+        var = pl.col("m2") / (pl.col("n") - ddof)
+        stat = var.sqrt() if agg == "std" else var
+        out = frame.select(pl.when(enough & trusted).then(stat).alias("v"), (enough & ~trusted.fill_null(False)).alias("exact"))
+        value, exact = out.get_column("v"), out.get_column("exact")
+        if exact.any():  # untrusted windows: their pairs, exactly
+            rows = sp.filter(exact)
+            if window is not None:
+                res = window_aggregate(group, rows, window, None, inclusive, condition, agg or "", True, None, ddof)
+            else:
+                res = K.pairs(rows, group.events, ["_kid"], agg or "", condition=condition, has_value=True, ddof=ddof)
+            fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left").get_column(K.VAL)
+            value = pl.select(pl.when(exact).then(fixed).otherwise(value)).to_series()
+        return value, n, dtype
 
     def _distinct_so_far(self, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """count_distinct without a window: a value counts at t from its first visible row on. Per key, a

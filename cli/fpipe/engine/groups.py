@@ -59,6 +59,7 @@ class EventGroup:
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     ranked: pl.DataFrame | None = None  # events in the total order, ranked (`kernels.rank_events`)
     best: dict[str, pl.DataFrame] = field(default_factory=dict)  # running best rank per key, by `pick`
+    moments: tuple[EventGroup, EventGroup] | None = None  # the events with `_v` = x - key mean, and its square
     _events: pl.DataFrame | None = None
     _height: int | None = None
 
@@ -133,6 +134,16 @@ class EventGroup:
         self.by_et = K.sort_by_key_time(self.events, "_et")
         self.by_et_narrow = None
         return self.by_et
+
+    def moment_groups(self) -> tuple[EventGroup, EventGroup]:
+        """The events with `_v` replaced by y = x - (the key's mean of x), and by y^2: their compensated prefix
+        sums give a window's sums of y and y^2 (std/var, `EntityFeatures._moments`). Shifting by the key's
+        own mean keeps y^2 near the spread of x, where x^2 would be swamped by its mean."""
+        if self.moments is None:
+            x = pl.col("_v").cast(pl.Float64)
+            shifted = self.events.filter(pl.col("_v").is_not_null()).with_columns((x - x.mean().over("_kid")).alias("_v"))
+            self.moments = (EventGroup(shifted), EventGroup(shifted.with_columns((pl.col("_v") * pl.col("_v")).alias("_v"))))
+        return self.moments
 
     def key_starts(self) -> pl.DataFrame:
         """`_kid` -> `_start`, the first position of each key in `by_event_time()`."""
