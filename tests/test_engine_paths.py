@@ -169,3 +169,54 @@ def test_moments_after_huge_values_in_the_keys_history() -> None:
         [("std", mins(2), Cutoff.INCLUSIVE, 0), ("var", mins(3), None, 1), ("std", mins(5), None, 1), ("var", None, None, 0)])]
     with small_key_events(0):
         props.check_matches_oracle(Scenario(make_defs(feats), {"ev": rows, "cb": []}, spine))
+
+
+def _moment_build(rows: list[dict[str, object]], spine: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    from fpipe.engine.build import build_frame
+    from strategies import Scenario, feature, make_defs, mins
+
+    feats = [feature("v", "var", "x", window=mins(10)), feature("sd", "std", "x", window=mins(10)),
+             feature("vall", "var", "x"), feature("sall", "std", "x", ddof=0)]
+    sc = Scenario(make_defs(feats), {"ev": rows, "cb": []}, spine)
+    with small_key_events(0):  # every key big: the windows go through `_moments` too
+        frame = build_frame(sc.defs, "ts", sources=sc.source_frames(), spine=sc.spine_frame()).frame
+    return frame.select("v", "sd", "vall", "sall").rows()
+
+
+def _mrow(uid: int, minute: int, x: float) -> dict[str, object]:
+    from strategies import at
+
+    return {"uid": uid, "k2": None, "ts": at(minute), "avail": at(minute), "x": x, "n": None, "s": None}
+
+
+@pytest.mark.parametrize("later", [float("inf"), -float("inf"), 1e160, 1e6 + 0.3])
+def test_moments_ignore_rows_not_yet_visible(later: float) -> None:
+    """Review: the shift was the key's mean over all its rows, future ones included, so a later inf (or
+    1e160, whose square overflows) turned std/var at earlier instants into NaN, and any later row moved their
+    last bits (SPEC 3: nothing at t depends on a row not visible at t)."""
+    from strategies import at
+
+    rows = [_mrow(1, m, 1e6 + v) for m, v in enumerate([1.0, 2.5, 3.0, 2.0, 7.25, 1.5])]
+    spine = [{"uid": 1, "k2": None, "t": at(m)} for m in (3, 5, 7, 9)]
+    before = _moment_build(rows, spine)
+    assert before[0][2] == pytest.approx(13 / 12, rel=1e-12)  # var(1, 2.5, 3) with ddof 1, computed apart
+    assert _moment_build([*rows, _mrow(1, 100, later)], spine) == before  # bit for bit
+
+
+def test_moments_do_not_depend_on_other_keys_or_the_spine() -> None:
+    """Review: the key mean was summed in an order that depended on the other keys in the frame, so
+    `--partitions N` and `explain` gave other last bits than a plain backfill. Each key's values must be the
+    same bits whatever other keys and spine rows are built with it."""
+    import random
+
+    from strategies import at
+
+    rng = random.Random(7)
+    rows = [_mrow(u, rng.randrange(60), 1e6 + rng.uniform(-50, 50)) for u in (1, 2, 3) for _ in range(40)]
+    spine = [{"uid": u, "k2": None, "t": at(m)} for u in (1, 2, 3) for m in range(5, 65, 4)]
+    together = _moment_build(rows, spine)
+    for u in (1, 2, 3):
+        alone = _moment_build([r for r in rows if r["uid"] == u], [s for s in spine if s["uid"] == u])
+        assert alone == [v for v, s in zip(together, spine, strict=True) if s["uid"] == u]
+        one_row = [s for s in spine if s["uid"] == u][7]
+        assert _moment_build(rows, [one_row]) == [together[spine.index(one_row)]]  # as `explain` builds it

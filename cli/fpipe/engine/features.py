@@ -50,6 +50,7 @@ CUMULATIVE = {"count", "sum", "mean"}
 # std/var from prefix sums are trusted where a bound on the rounding error of a window's sum of squared
 # deviations (M2) is at most this fraction of M2 (`EntityFeatures._moments`); other windows take their pairs
 MOMENTS_MAX_ERROR = 1e-11
+MOMENTS_MIN_M2 = 1e-280
 DIRECT_WINDOW_EVENTS = 256
 SMALL_KEY_EVENTS = 64
 
@@ -230,7 +231,7 @@ class EntityFeatures:
         self, feature: FeatureSpec, group: EventGroup, inclusive: bool, condition: K.CondBuilder, dtype: pl.DataType
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """std / var over a window (no hop) or all history, from the window's count n and its sums S1, S2 of y
-        and y^2 (y = x - the key's mean), each read from compensated prefix tables like `sum`: O((n+m) log),
+        and y^2 (y = x - c, c: `EventGroup.moment_groups`), each read from compensated prefix tables like `sum`: O((n+m) log),
         no pairs. M2 = S2 - S1^2 / n is then trusted only where a bound on its rounding error is below
         `MOMENTS_MAX_ERROR` x M2; the bound counts the window (a few ulps of S2) and the key's history (the
         running error sums, k^2 eps^2 of the prefix over k rows). Other rows (a window far from its key's
@@ -258,7 +259,12 @@ class EntityFeatures:
         err_m2 = err_s2 + 2 * (s2_ / n_).sqrt() * err_s1 + eps * s2_
         frame = frame.with_columns(m2.alias("m2"), err_m2.alias("err"))
         enough = pl.col("n") >= max(ddof + 1, 1)
-        trusted = (pl.col("m2") > 0) & (pl.col("err") <= MOMENTS_MAX_ERROR * pl.col("m2"))
+        # finite first (Polars orders NaN above every number: NaN > 0 holds); M2 well above the subnormal
+        # range, where y^2 would lose its relative precision and the bound would round to 0
+        trusted = (
+            pl.col("m2").is_finite() & pl.col("err").is_finite() & (pl.col("m2") > MOMENTS_MIN_M2)
+            & (pl.col("err") <= MOMENTS_MAX_ERROR * pl.col("m2"))
+        )
         var = pl.col("m2") / (pl.col("n") - ddof)
         stat = var.sqrt() if agg == "std" else var
         out = frame.select(pl.when(enough & trusted).then(stat).alias("v"), (enough & ~trusted.fill_null(False)).alias("exact"))

@@ -136,12 +136,15 @@ class EventGroup:
         return self.by_et
 
     def moment_groups(self) -> tuple[EventGroup, EventGroup]:
-        """The events with `_v` replaced by y = x - (the key's mean of x), and by y^2: their compensated prefix
-        sums give a window's sums of y and y^2 (std/var, `EntityFeatures._moments`). Shifting by the key's
-        own mean keeps y^2 near the spread of x, where x^2 would be swamped by its mean."""
+        """The events with `_v` replaced by y = x - c, and by y^2, where c is the value of the key's first row to
+        become visible (in (`_vis`, `_pos`) order): their compensated prefix sums give a window's sums of y and
+        y^2 (std/var, `EntityFeatures._moments`). Shifting keeps y^2 near the spread of x, where x^2 would be
+        swamped by its mean. c is one row's exact value, visible whenever the key has any visible row, so no
+        later row changes a value (not even in its last bits) and every partitioning and `explain` agree."""
         if self.moments is None:
             x = pl.col("_v").cast(pl.Float64)
-            shifted = self.events.filter(pl.col("_v").is_not_null()).with_columns((x - x.mean().over("_kid")).alias("_v"))
+            first_visible = x.sort_by("_vis", "_pos").first().over("_kid")
+            shifted = self.events.filter(pl.col("_v").is_not_null()).with_columns((x - first_visible).alias("_v"))
             self.moments = (EventGroup(shifted), EventGroup(shifted.with_columns((pl.col("_v") * pl.col("_v")).alias("_v"))))
         return self.moments
 
