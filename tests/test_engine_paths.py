@@ -124,17 +124,15 @@ def test_engine_matches_oracle_with_int128_sorts_and_grouped_positions(monkeypat
 def test_moments_on_prefix_sums_and_on_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every key big (no window pairs of small keys), so std/var go through `_moments`: both its prefix-sum
     rows and its exact fallback rows must be reached, and every value must match the oracle."""
+    from fpipe.engine import windowed
+
     rows = {"prefix": 0, "exact": 0}
     exact_now: list[int] = []
-    real_window_aggregate, real_pairs, real_moments = F.window_aggregate, K.pairs, F.EntityFeatures._moments
+    real_pairs_of, real_moments = windowed.pairs_of, F.EntityFeatures._moments
 
-    def window_aggregate(group: object, sp: pl.DataFrame, *args: object, **kwargs: object) -> object:
+    def pairs_of(group: object, sp: pl.DataFrame, *args: object, **kwargs: object) -> object:
         exact_now.append(sp.height)
-        return real_window_aggregate(group, sp, *args, **kwargs)  # type: ignore[arg-type]
-
-    def pairs(sp: pl.DataFrame, *args: object, **kwargs: object) -> object:
-        exact_now.append(sp.height)
-        return real_pairs(sp, *args, **kwargs)  # type: ignore[arg-type]
+        return real_pairs_of(group, sp, *args, **kwargs)  # type: ignore[arg-type]
 
     def moments(self: F.EntityFeatures, feature: object, *args: object) -> object:
         exact_now.clear()
@@ -144,8 +142,7 @@ def test_moments_on_prefix_sums_and_on_pairs(monkeypatch: pytest.MonkeyPatch) ->
         rows["prefix"] += with_value - sum(exact_now)
         return value, n, dtype
 
-    monkeypatch.setattr(F, "window_aggregate", window_aggregate)
-    monkeypatch.setattr(K, "pairs", pairs)
+    monkeypatch.setattr(windowed, "pairs_of", pairs_of)
     monkeypatch.setattr(F.EntityFeatures, "_moments", moments)
     with small_key_events(0):
         props.test_engine_moments_match_oracle()

@@ -426,7 +426,7 @@ class Project:
     def manifest(self, name: str, result: B.BuildResult, output: str | None, command: Sequence[str] | None = None) -> dict[str, Any]:
         defs = self.defs
         ts = defs.training_sets[name]
-        feats, labels, cols = self.training_set_inputs(name)
+        _, _, cols = self.training_set_inputs(name)
         inputs: dict[str, Any] = {}
         for n in cols:
             src: SourceSpec = defs.sources[n]

@@ -35,7 +35,7 @@ from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_chea
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
-from fpipe.engine.windowed import rolling, rolls, window_aggregate, windowed_extreme
+from fpipe.engine.windowed import pairs_of, recompute_rows, rolling, rolls, windowed_extreme
 from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
@@ -47,12 +47,13 @@ CUMULATIVE = {"count", "sum", "mean"}
 # a key whose events never number more than this inside one window gets its windows by direct enumeration:
 # count/sum/mean/min/max in numpy (engine/windows.py), the other aggregations by a Polars group-by.
 # Read here at each `precompute` (tests set them on this module).
-# std/var from prefix sums are trusted where a bound on the rounding error of a window's sum of squared
-# deviations (M2) is at most this fraction of M2 (`EntityFeatures._moments`); other windows take their pairs
-MOMENTS_MAX_ERROR = 1e-11
-MOMENTS_MIN_M2 = 1e-280
 DIRECT_WINDOW_EVENTS = 256
 SMALL_KEY_EVENTS = 64
+
+# std/var from prefix sums are trusted where a bound on the rounding error of a window's sum of squared
+# deviations (M2) is at most this fraction of M2, and M2 is above the subnormal range (`EntityFeatures._moments`)
+MOMENTS_MAX_ERROR = 1e-11
+MOMENTS_MIN_M2 = 1e-280
 
 
 def check_sum_fits(spec: FeatureSpec | LabelSpec, frame: pl.DataFrame, kind: str = "feature") -> None:
@@ -163,8 +164,7 @@ class EntityFeatures:
         agg = feature.agg
         assert agg is not None
         has_value = feature.column is not None
-        ev = group.events
-        value_dtype = ev.schema["_v"]
+        value_dtype = group.schema["_v"]
         sp = self.es.sorted
         window, hop = feature.window, feature.hop
         t = pl.col(K.T)
@@ -212,10 +212,7 @@ class EntityFeatures:
             return self._distinct_so_far(group, inclusive, dtype)
         if agg in ("std", "var") and hop is None and value_dtype.is_numeric():
             return self._moments(feature, group, inclusive, condition, dtype)
-        if window is not None:
-            res = window_aggregate(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
-        else:
-            res = K.pairs(sp, ev, ["_kid"], agg, condition=condition, has_value=has_value, k=feature.k, ddof=feature.ddof)
+        res = pairs_of(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
@@ -238,18 +235,17 @@ class EntityFeatures:
         mean against its spread, one after huge values, or without spread) are recomputed from their pairs."""
         agg, window, ddof = feature.agg, feature.window, feature.ddof
         sp, t = self.es.sorted, pl.col(K.T)
-        sums, pluses = [], []
-        for g in group.moment_groups():
+        sums = []
+        for g in group.moment_groups():  # y, then y^2: `plus` is left at y^2's, whose history the bound reads
             plus = K.lookup(sp, t, g.prefix_table("_vis", window, True), "_vis", inclusive)
             minus = K.lookup(sp, t - pl.lit(window), g.prefix_table("_et", window, True), "_et", inclusive) if window else None
             sums.append(K.cumulative_from_tables(plus, minus, "sum", pl.Float64()))
-            pluses.append(plus)
         (s1, n), (s2, _) = sums
         eps = float(np.finfo(np.float64).eps)
         frame = pl.DataFrame({
             "s1": s1, "s2": s2, "n": n,
-            "k": pluses[1].get_column("_cn").fill_null(0).cast(pl.Float64),  # rows summed so far: the history's length
-            "p2": pluses[1].get_column("_cs").fill_null(0.0),  # the running sum of y^2 there (>= every earlier one)
+            "k": plus.get_column("_cn").fill_null(0).cast(pl.Float64),  # rows summed so far: the history's length
+            "p2": plus.get_column("_cs").fill_null(0.0),  # the running sum of y^2 there (>= every earlier one)
         })
         s1_, s2_, n_, k_, p2_ = (pl.col(c) for c in ("s1", "s2", "n", "k", "p2"))
         history = 2 * k_ * k_ * eps * eps
@@ -268,15 +264,7 @@ class EntityFeatures:
         var = pl.col("m2") / (pl.col("n") - ddof)
         stat = var.sqrt() if agg == "std" else var
         out = frame.select(pl.when(enough & trusted).then(stat).alias("v"), (enough & ~trusted.fill_null(False)).alias("exact"))
-        value, exact = out.get_column("v"), out.get_column("exact")
-        if exact.any():  # untrusted windows: their pairs, exactly
-            rows = sp.filter(exact)
-            if window is not None:
-                res = window_aggregate(group, rows, window, None, inclusive, condition, agg or "", True, None, ddof)
-            else:
-                res = K.pairs(rows, group.events, ["_kid"], agg or "", condition=condition, has_value=True, ddof=ddof)
-            fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left").get_column(K.VAL)
-            value = pl.select(pl.when(exact).then(fixed).otherwise(value)).to_series()
+        value, n = recompute_rows(group, sp, out.get_column("exact"), out.get_column("v"), n, window, inclusive, condition, agg or "", ddof)
         return value, n, dtype
 
     def _distinct_so_far(self, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
@@ -358,7 +346,7 @@ class EntityFeatures:
         gap, horizon = label.gap, label.horizon
         t = pl.col(K.T)
         if agg == "count":  # positions in the events' (key, event time) order: no value is read
-            by_et = K.sort_by_key_time(group.frame_or_plan, "_et", ["_kid", "_et"])
+            by_et = K.sort_by_key_time(group.plan, "_et", ["_kid", "_et"])
             t_s = us(sp.get_column(K.T))
             counts = W.range_counts(
                 by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), sp.get_column("_kid").to_numpy(),

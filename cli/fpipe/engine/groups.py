@@ -59,33 +59,26 @@ class EventGroup:
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     ranked: pl.DataFrame | None = None  # events in the total order, ranked (`kernels.rank_events`)
     best: dict[str, pl.DataFrame] = field(default_factory=dict)  # running best rank per key, by `pick`
-    moments: tuple[EventGroup, EventGroup] | None = None  # the events with `_v` = x - key mean, and its square
-    _events: pl.DataFrame | None = None
-    _height: int | None = None
+    moments: tuple[EventGroup, EventGroup] | None = None  # `_v` = x - c and its square (`moment_groups`)
+    _height: int | None = None  # the plan's row count, while it is a plan
 
     @property
     def events(self) -> pl.DataFrame:
-        if self._events is None:
-            self._events = self.plan if isinstance(self.plan, pl.DataFrame) else self.plan.collect(engine="in-memory")
-            self.plan = self._events  # the plan's inputs are not needed any more
-        return self._events
-
-    @property
-    def frame_or_plan(self) -> pl.DataFrame | pl.LazyFrame:
-        """The events if already materialised, else their plan (what a sort reads from)."""
-        return self._events if self._events is not None else self.plan
+        """The events: the plan, run once (its inputs are then let go)."""
+        if isinstance(self.plan, pl.LazyFrame):
+            self.plan = self.plan.collect(engine="in-memory")
+        return self.plan
 
     @property
     def schema(self) -> pl.Schema:
-        return self.frame_or_plan.collect_schema()
+        return self.plan.collect_schema()
 
     @property
     def height(self) -> int:
-        rows = self.frame_or_plan
-        if isinstance(rows, pl.DataFrame):
-            return rows.height
+        if isinstance(self.plan, pl.DataFrame):
+            return self.plan.height
         if self._height is None:
-            self._height = int(rows.select(pl.len()).collect().item())
+            self._height = int(self.plan.select(pl.len()).collect().item())
         return self._height
 
     def prefix_table(self, on: str, window: timedelta | None, with_value: bool) -> pl.DataFrame:
@@ -129,7 +122,7 @@ class EventGroup:
             return self.by_et
         if narrow:
             if self.by_et_narrow is None:
-                self.by_et_narrow = K.sort_by_key_time(self.frame_or_plan, "_et", ["_kid", "_et", "_vis", "_v"])
+                self.by_et_narrow = K.sort_by_key_time(self.plan, "_et", ["_kid", "_et", "_vis", "_v"])
             return self.by_et_narrow
         self.by_et = K.sort_by_key_time(self.events, "_et")
         self.by_et_narrow = None

@@ -148,10 +148,32 @@ def windowed_extreme(
     max_vis = group.rolled[("max_vis", window, inclusive)]
     t_s = sp.get_column(K.T)
     pending = (max_vis > t_s if inclusive else max_vis >= t_s).fill_null(False)
-    if pending.any():  # exact for these rows, visiting only their windows' events
-        res = window_aggregate(group, sp.filter(pending), window, None, inclusive, condition, agg, True)
-        fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
-        value = pl.select(pl.when(pending).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
-        n = pl.select(pl.when(pending).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
+    value, n = recompute_rows(group, sp, pending, value, n, window, inclusive, condition, agg)
     value = pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series()
     return value.cast(dtype), n, dtype
+
+
+def pairs_of(
+    group: EventGroup, rows: pl.DataFrame, window: timedelta | None, hop: timedelta | None, inclusive: bool,
+    condition: K.CondBuilder, agg: str, has_value: bool, k: int | None = None, ddof: int = 1,
+) -> pl.DataFrame:
+    """`agg` over the (spine row, event) pairs of `rows` (`_row`, value, n): the events in each row's window
+    (`window_aggregate`), or, without a window, every event of its key."""
+    if window is not None:
+        return window_aggregate(group, rows, window, hop, inclusive, condition, agg, has_value, k, ddof)
+    return K.pairs(rows, group.events, ["_kid"], agg, condition=condition, has_value=has_value, k=k, ddof=ddof)
+
+
+def recompute_rows(
+    group: EventGroup, sp: pl.DataFrame, mask: pl.Series, value: pl.Series, n: pl.Series, window: timedelta | None,
+    inclusive: bool, condition: K.CondBuilder, agg: str, ddof: int = 1,
+) -> tuple[pl.Series, pl.Series]:
+    """(value, n) over `sp` with the rows of `mask` recomputed exactly from their pairs (the rows a fast path
+    cannot vouch for: pending rows of a rolling extreme, untrusted std/var)."""
+    if not mask.any():
+        return value, n
+    res = pairs_of(group, sp.filter(mask), window, None, inclusive, condition, agg, True, None, ddof)
+    fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
+    value = pl.select(pl.when(mask).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
+    n = pl.select(pl.when(mask).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
+    return value, n
