@@ -100,10 +100,11 @@ def test_engine_window_arithmetic_matches_oracle(sc: Scenario) -> None:
 
 @st.composite
 def _distinct_scenarios(draw: st.DrawFn) -> Scenario:
-    """count_distinct over all history (no window): values from small alphabets, so the same value arrives
+    """count_distinct over all history or a window: values from small alphabets, so the same value arrives
     several times, often late, in and out of event-time order."""
     feats = [
         feature(f"f{i}", "count_distinct", draw(st.sampled_from(["s", "n", "x"])),
+                window=draw(st.sampled_from([None, None, mins(1), mins(2), mins(3), mins(5), mins(10)])),
                 where=draw(st.sampled_from([None, None, "x > 0"])),
                 cutoff=draw(st.sampled_from([None, Cutoff.EXCLUSIVE, Cutoff.INCLUSIVE])),
                 default=draw(st.sampled_from([None, 7])))
@@ -117,9 +118,10 @@ def _distinct_scenarios(draw: st.DrawFn) -> Scenario:
 
 @settings(max_examples=200)
 @given(_distinct_scenarios())
-def test_engine_distinct_so_far_matches_oracle(sc: Scenario) -> None:
+def test_engine_distinct_matches_oracle(sc: Scenario) -> None:
     """count_distinct without a window counts a value from its first *visible* row on (not its first by event
-    time, nor its last to arrive): engine/features.py `_distinct_so_far`."""
+    time, nor its last to arrive): engine/features.py `_distinct_so_far`; over a window, a value counts while
+    the latest event time among its visible rows is in the window (`EventGroup.distinct_items`)."""
     check_matches_oracle(sc)
 
 

@@ -146,7 +146,8 @@ def window_pairs_if_cheap(
         return done
     condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, None)
     many = [(f"_f{i}", f.agg or "", f.column is not None, f.k, f.ddof) for i, f in enumerate(feats)]
-    res = window_aggregate(group, sp.filter(small), window, None, inclusive, condition, "", False, many=many)
+    t = pl.col(K.T)
+    res = window_aggregate(group, sp.filter(small), t - pl.lit(window), t, inclusive, condition, "", False, many=many)
     aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
     for i, f in enumerate(feats):
         done[(f.name, window)] = Direct(

@@ -77,6 +77,21 @@ def check_sum_fits(spec: FeatureSpec | LabelSpec, frame: pl.DataFrame, kind: str
         )
 
 
+def window_total(
+    group: EventGroup, sp: pl.DataFrame, at: pl.Expr, window: timedelta | None, agg: str, inclusive: bool
+) -> tuple[pl.Series, pl.Series]:
+    """count, sum or mean (value, n) of the group's rows visible at `at` with event time in the window of
+    length `window` ending there (all history when None), for each row of the sorted spine `sp`: the `_vis`
+    prefix at `at` less the `_et` prefix at `at - window` (kernels.py: cumulative). O((n+m) log)."""
+    with_value = agg != "count"
+    plus = K.lookup(sp, at, group.prefix_table("_vis", window, with_value), "_vis", inclusive)
+    minus = None
+    if window is not None:
+        minus = K.lookup(sp, at - pl.lit(window), group.prefix_table("_et", window, with_value), "_et", inclusive)
+    vdt = value_dtype_for_sum(group.schema["_v"]) if with_value else None
+    return K.cumulative_from_tables(plus, minus, agg, vdt)
+
+
 def _skips_nulls(feature: FeatureSpec) -> bool:
     """Rows whose value is null are not seen by the feature (every aggregation of a column but `latest`)."""
     return feature.column is not None and (feature.agg != "latest" or feature.skip_nulls)
@@ -174,13 +189,7 @@ class EntityFeatures:
             assert window is not None
             return windowed_extreme(group, sp, agg, window, inclusive, condition, dtype)
         if agg in CUMULATIVE and hop is None:
-            with_value = agg != "count"
-            plus = K.lookup(sp, t, group.prefix_table("_vis", window, with_value), "_vis", inclusive)
-            minus = None
-            if window is not None:
-                minus = K.lookup(sp, t - pl.lit(window), group.prefix_table("_et", window, with_value), "_et", inclusive)
-            vdt = value_dtype_for_sum(value_dtype) if with_value else None
-            value, n = K.cumulative_from_tables(plus, minus, agg, vdt)
+            value, n = window_total(group, sp, t, window, agg, inclusive)
             return value, n, dtype
 
         if agg == "latest" or (agg in ("last", "time_since_last") and hop is None) or (
@@ -212,6 +221,11 @@ class EntityFeatures:
             return self._distinct_so_far(group, inclusive, dtype)
         if agg in ("std", "var") and hop is None and value_dtype.is_numeric():
             return self._moments(feature, group, inclusive, condition, dtype)
+        if agg == "count_distinct" and hop is None:
+            assert window is not None
+            records, replaced = group.distinct_items("_vis")
+            distinct = window_total(records, sp, t, window, "count", inclusive)[0] - window_total(replaced, sp, t, window, "count", inclusive)[0]
+            return distinct, distinct, dtype  # values are not null: the window is empty iff it counts none
         res = pairs_of(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
@@ -287,8 +301,9 @@ class EntityFeatures:
             if f.source in frames:
                 check_sum_fits(f, frames[f.source or ""])
         wanted: dict[int, tuple[EventGroup, set[tuple[str, timedelta, bool]]]] = {}
-        def windowed(f: FeatureSpec) -> bool:
-            return bool(f.window is not None and f.hop is None and f.agg not in (None, "latest", "last", "time_since_last")
+        def windowed(f: FeatureSpec) -> bool:  # count_distinct: its weighted items serve every key at O((n+m) log)
+            return bool(f.window is not None and f.hop is None
+                        and f.agg not in (None, "latest", "last", "time_since_last", "count_distinct")
                         and f.source and f.entity and f.source in frames)
 
         def numpy_path(f: FeatureSpec) -> bool:

@@ -60,6 +60,7 @@ class EventGroup:
     ranked: pl.DataFrame | None = None  # events in the total order, ranked (`kernels.rank_events`)
     best: dict[str, pl.DataFrame] = field(default_factory=dict)  # running best rank per key, by `pick`
     moments: tuple[EventGroup, EventGroup] | None = None  # `_v` = x - c and its square (`moment_groups`)
+    distinct: dict[str, tuple[EventGroup, EventGroup]] = field(default_factory=dict)  # count_distinct (`distinct_items`)
     _height: int | None = None  # the plan's row count, while it is a plan
 
     @property
@@ -140,6 +141,51 @@ class EventGroup:
             shifted = self.events.filter(pl.col("_v").is_not_null()).with_columns((x - first_visible).alias("_v"))
             self.moments = (EventGroup(shifted), EventGroup(shifted.with_columns((pl.col("_v") * pl.col("_v")).alias("_v"))))
         return self.moments
+
+    def distinct_items(self, seen: str) -> tuple[EventGroup, EventGroup]:
+        """Two groups of items whose windowed counts differ by the number of distinct values in a window:
+        count_distinct over a window of length w at t, by the prefix tables of `count` (`_vis` as below).
+
+        A row becomes known at `seen` (`_vis` for a feature; `_et` for a label, which ignores visibility). A value
+        is in the window at t iff the largest event time among its rows known by t is in the window. Per (key,
+        value), in order of `seen`, a *record* is a row whose event time exceeds every earlier one's: the largest
+        event time known is that of the last record known. Each record is an item (+1, event time et_r, known
+        at seen_r), and each record followed by another is an item (-1, et_r, known at the next record's seen):
+        of one value's records known by t, those with event time in the window are a suffix (event times grow
+        along them), and the -1 items cancel all of it but the last record. So the window's sum of the items
+        (known by t, event time in the window) counts each value once if its last known record is in the
+        window, else not at all. Every item is known no earlier than its event time, as the prefix tables need:
+        O(n log n), no pairs. Returned as (the +1 items, the -1 items)."""
+        if seen not in self.distinct:
+            v = pl.col("_v")
+            if self.schema["_v"].is_float():
+                v = v + pl.lit(0.0, self.schema["_v"])  # -0.0 -> 0.0: one value, as `n_unique` counts it
+            # by (key, value, seen): a multi-column sort, 2.7 s for 10M rows at M, where `.over([key, value])`
+            # took 23 s with as many groups as rows
+            ev = (
+                self.events.filter(pl.col("_v").is_not_null())
+                .select("_kid", v.alias("_v"), "_et", pl.col(seen).alias("_seen"), "_pos")
+                .sort("_kid", "_v", "_seen", "_pos")
+            )
+            same = (pl.col("_kid") == pl.col("_kid").shift(1)) & (pl.col("_v") == pl.col("_v").shift(1))
+            value_id = (~same.fill_null(False)).cum_sum().cast(pl.Int128)
+            et = pl.col("_et").dt.epoch("us")
+            # (value id, event time) packed so that one running max over the whole frame is each value's own
+            span = ev.select(et.max() - et.min() + 1).item() or 1
+            packed = value_id * span + (et - et.min())
+            records = ev.filter((packed > packed.cum_max().shift(1)).fill_null(True))
+            followed = (pl.col("_kid") == pl.col("_kid").shift(-1)) & (pl.col("_v") == pl.col("_v").shift(-1))
+            replaced = records.select(
+                "_kid", "_et", pl.col("_seen").shift(-1).alias("_vis"), "_pos", followed.fill_null(False).alias("_followed"),
+            ).filter("_followed").drop("_followed")
+            # two groups: a record's lateness is its row's (the same prefix tables serve every window), a
+            # replaced record's spans the gap to the next one (its tables are weighted per window, and it is rarer)
+            unvalued = pl.lit(None).alias("_v")  # counted, not summed
+            self.distinct[seen] = (
+                EventGroup(records.select("_kid", "_et", pl.col("_seen").alias("_vis"), "_pos", unvalued).sort("_pos")),
+                EventGroup(replaced.with_columns(unvalued).sort("_pos")),
+            )
+        return self.distinct[seen]
 
     def key_starts(self) -> pl.DataFrame:
         """`_kid` -> `_start`, the first position of each key in `by_event_time()`."""

@@ -64,8 +64,8 @@ def aggregate_many(
 def window_aggregate(
     group: EventGroup,
     rows: pl.DataFrame,
-    window: timedelta,
-    hop: timedelta | None,
+    start: pl.Expr,
+    end: pl.Expr,
     inclusive: bool,
     condition: K.CondBuilder,
     agg: str,
@@ -75,19 +75,19 @@ def window_aggregate(
     many: ManyAggs | None = None,
 ) -> pl.DataFrame:
     """`agg` (or `many` aggregations, `(alias, agg, has_value, k, ddof)`, each giving `<alias>_v`,
-    `<alias>_n`) over the (spine row, event) pairs of `rows` whose event is in the window (visibility applied).
+    `<alias>_n`) over the (spine row, event) pairs of `rows` whose event is in the window [`start`, `end`)
+    of event time ((`start`, `end`] when `inclusive`; `condition` is then applied: visibility, for a feature).
 
-    Only the events in the window's event-time range are visited: with the key's events sorted by event
-    time, the range is positions [count(et before start), count(et before t)), read from the running
+    Only the events in that event-time range are visited: with the key's events sorted by event
+    time, the range is positions [count(et before start), count(et before end)), read from the running
     count table with two as-of lookups, so the cost is the number of in-window events, not the key's
     whole history. Pairs are built and aggregated chunk by chunk, so memory stays bounded.
     """
     table = group.prefix_table("_et", None, False)  # rows in (key, et, position) order, like `by_et`
     by_et = group.by_event_time()
     starts = group.key_starts()
-    t = pl.col(K.T)
-    lo = K.lookup(rows, K.window_start(t, window, hop), table, "_et", inclusive).get_column("_cn").fill_null(0)
-    hi = K.lookup(rows, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
+    lo = K.lookup(rows, start, table, "_et", inclusive).get_column("_cn").fill_null(0)
+    hi = K.lookup(rows, end, table, "_et", inclusive).get_column("_cn").fill_null(0)
     spans = rows.select(K.ROW, "_kid", K.T).with_columns(lo.alias("_lo"), hi.alias("_hi"))
     spans = spans.join(starts, on="_kid", how="left", maintain_order="left").filter(pl.col("_hi") > pl.col("_lo"))
     events = by_et.drop("_kid")
@@ -160,7 +160,8 @@ def pairs_of(
     """`agg` over the (spine row, event) pairs of `rows` (`_row`, value, n): the events in each row's window
     (`window_aggregate`), or, without a window, every event of its key."""
     if window is not None:
-        return window_aggregate(group, rows, window, hop, inclusive, condition, agg, has_value, k, ddof)
+        t = pl.col(K.T)
+        return window_aggregate(group, rows, K.window_start(t, window, hop), t, inclusive, condition, agg, has_value, k, ddof)
     return K.pairs(rows, group.events, ["_kid"], agg, condition=condition, has_value=has_value, k=k, ddof=ddof)
 
 
