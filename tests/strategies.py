@@ -301,9 +301,11 @@ DERIVED_TEMPLATES = [
 
 @st.composite
 def label_specs(draw: st.DrawFn) -> LabelSpec:
-    agg = draw(st.sampled_from(["count", "count", "sum", "max", "mean", "last", "count_distinct"]))
+    agg = draw(st.sampled_from(["count", "count", "sum", "max", "mean", "last", "count_distinct", "min", "first",
+                                "std", "var", "time_since_first"]))
     column = {"count": draw(st.sampled_from([None, "x"])), "sum": "n", "max": "x", "mean": "x", "last": "s",
-              "count_distinct": "s"}[agg]
+              "count_distinct": draw(st.sampled_from(["s", "n", "x"])), "min": draw(st.sampled_from(["x", "s"])),
+              "first": draw(st.sampled_from(["s", "n"])), "std": "x", "var": "n", "time_since_first": None}[agg]
     kw: dict[str, Any] = {
         "entity": draw(st.sampled_from(["user", "acct"])),
         "source": draw(st.sampled_from(["ev", "cb"])),
@@ -315,7 +317,9 @@ def label_specs(draw: st.DrawFn) -> LabelSpec:
         "observed_until": draw(st.sampled_from([None, None, at(10), at(18), at(30)])),
     }
     if draw(st.booleans()):
-        kw["default"] = {"count": 7, "sum": -1, "max": -1.5, "mean": -1.5, "last": "zz", "count_distinct": 7}[agg]
+        kw["default"] = {"count": 7, "sum": -1, "max": -1.5, "mean": -1.5, "last": "zz", "count_distinct": 7,
+                         "min": _COLUMN_DEFAULT.get(column or ""), "first": _COLUMN_DEFAULT.get(column or ""), "std": -1.5,
+                         "var": -1.5, "time_since_first": -1.0}[agg]
     if agg in ("count", "sum", "max") and draw(st.booleans()):
         kw["expr"] = "lbl > 0"
     return label("lbl", agg, column, **kw)

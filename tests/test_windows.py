@@ -180,3 +180,31 @@ def test_grouped_positions_match_brute_force(seed: int, n: int, keys: int, span:
         assert got[i] == int(below.sum()), (i, kid_s[i], at[i])
     if whole is not None:  # when everything fits in one int64 the grouped search agrees with it
         assert got.tolist() == whole.find(at, inclusive).tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 400), st.integers(1, 5), st.booleans(), st.booleans(),
+       st.sampled_from([1, 7, 1 << 22]))
+def test_visible_in_ranges_matches_brute_force(seed: int, n: int, k: int, inclusive: bool, forward: bool,
+                                               cells: int) -> None:
+    """The first (forward) or last k visible positions of each range, however many rows are skipped and
+    however few cells a round may examine (1: one position per row at a time)."""
+    rng = np.random.default_rng(seed)
+    vis = rng.integers(0, 100, n)
+    m = 50
+    lo = rng.integers(0, n + 1, m)
+    hi = np.minimum(n, lo + rng.integers(0, 300, m))
+    t = rng.integers(0, 110, m)
+    saved = W.WALK_CELLS
+    W.WALK_CELLS = cells
+    try:
+        rows, pos = W.visible_in_ranges(lo, hi, vis, t, inclusive, k, forward)
+    finally:
+        W.WALK_CELLS = saved
+    got: dict[int, list[int]] = {}
+    for r, p in zip(rows.tolist(), pos.tolist(), strict=True):
+        got.setdefault(r, []).append(p)
+    for i in range(m):
+        span = range(lo[i], hi[i]) if forward else range(hi[i] - 1, lo[i] - 1, -1)
+        want = [p for p in span if (vis[p] <= t[i] if inclusive else vis[p] < t[i])][:k]
+        assert got.get(i, []) == want, (i, lo[i], hi[i], t[i])

@@ -35,7 +35,7 @@ from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_chea
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
-from fpipe.engine.windowed import pairs_of, recompute_rows, rolling, rolls, windowed_extreme
+from fpipe.engine.windowed import pairs_of, recompute_rows, rolling, rolls, window_aggregate, windowed_extreme
 from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
@@ -226,9 +226,48 @@ class EntityFeatures:
             records, replaced = group.distinct_items("_vis")
             distinct = window_total(records, sp, t, window, "count", inclusive)[0] - window_total(replaced, sp, t, window, "count", inclusive)[0]
             return distinct, distinct, dtype  # values are not null: the window is empty iff it counts none
+        if agg in ("first", "time_since_first", "last_k") and hop is None:
+            return self._ordered(feature, group, inclusive, dtype)
         res = pairs_of(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
+
+    def _ordered(self, feature: FeatureSpec, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
+        """first / time_since_first over a window, last_k over a window or all history: with the key's events in
+        the total order (event time first), the rows whose event time is in the window are one position range,
+        found by two as-of lookups on the running counts; the answer is its first visible row (last k visible
+        rows), found by walking the range from that end (`windows.visible_in_ranges`). O((n+m) log + m k +
+        the not-yet-visible rows a walk passes), never a pair per (spine row, event of its window)."""
+        agg, window = feature.agg, feature.window
+        sp, t = self.es.sorted, pl.col(K.T)
+        table = group.prefix_table("_et", None, False)
+        hi = K.lookup(sp, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
+        lo = pl.zeros(sp.height, pl.UInt32, eager=True) if window is None else (
+            K.lookup(sp, t - pl.lit(window), table, "_et", inclusive).get_column("_cn").fill_null(0))
+        start = sp.select("_kid").join(group.key_starts(), on="_kid", how="left", maintain_order="left").get_column("_start").fill_null(0)
+        ranked = group.by_key_rank()
+        last_k = agg == "last_k"
+        rows, pos = W.visible_in_ranges(
+            (start + lo.cast(pl.Int64)).to_numpy(), (start + hi.cast(pl.Int64)).to_numpy(), us(ranked.get_column("_vis")),
+            us(sp.get_column(K.T)), inclusive, (feature.k or 1) if last_k else 1, forward=not last_k,
+        )
+        if last_k:  # each row's k latest visible rows, oldest first: ascending positions
+            picked = pl.DataFrame({"_i": rows, "_p": pos}).sort("_i", "_p")
+            lists = picked.with_columns(ranked.get_column("_v").gather(picked.get_column("_p")).alias("_v")).group_by(
+                "_i", maintain_order=True).agg("_v", pl.len().cast(pl.Int64).alias("_n"))
+            aligned = pl.DataFrame({"_i": np.arange(sp.height)}).join(lists, on="_i", how="left", maintain_order="left")
+            return aligned.get_column("_v"), aligned.get_column("_n").fill_null(0), dtype
+        found = np.zeros(sp.height, dtype=bool)
+        found[rows] = True
+        at = np.zeros(sp.height, dtype=np.int64)
+        at[rows] = pos
+        hit = pl.select(pl.when(pl.Series(found)).then(pl.Series(at))).to_series()  # null where none is visible
+        if agg == "time_since_first":
+            value = pl.DataFrame({"_t": sp.get_column(K.T), "_et": ranked.get_column("_et").gather(hit)}).select(
+                K.seconds_between(pl.col("_t"), pl.col("_et"))).to_series()
+        else:
+            value = ranked.get_column("_v").gather(hit)
+        return value, pl.Series(found).cast(pl.Int64), dtype
 
     def _running_extreme(self, group: EventGroup, agg: str, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """min / max without a window: a running extreme per key in visibility order, one as-of lookup."""
@@ -301,9 +340,10 @@ class EntityFeatures:
             if f.source in frames:
                 check_sum_fits(f, frames[f.source or ""])
         wanted: dict[int, tuple[EventGroup, set[tuple[str, timedelta, bool]]]] = {}
-        def windowed(f: FeatureSpec) -> bool:  # count_distinct: its weighted items serve every key at O((n+m) log)
+        def windowed(f: FeatureSpec) -> bool:  # count_distinct, first, last_k: one kernel serves every key (no pairs)
             return bool(f.window is not None and f.hop is None
-                        and f.agg not in (None, "latest", "last", "time_since_last", "count_distinct")
+                        and f.agg not in (None, "latest", "last", "time_since_last", "count_distinct", "first",
+                                          "time_since_first", "last_k")
                         and f.source and f.entity and f.source in frames)
 
         def numpy_path(f: FeatureSpec) -> bool:
@@ -379,14 +419,12 @@ class EntityFeatures:
             vdt = value_dtype_for_sum(ev.schema["_v"]) if with_value else None
             value, n = K.cumulative_from_tables(plus, minus, agg, vdt)
             return value, n, dtype
-        res = K.pairs(
-            sp,
-            ev,
-            ["_kid"],
-            "last" if agg == "latest" else agg,
-            condition=K.label_condition(cutoff, gap, horizon),
-            has_value=has_value,
-            ddof=1,
-        )
+        start, end = t + pl.lit(gap), t + pl.lit(gap + horizon)
+        if agg == "count_distinct":  # labels ignore visibility: a row is known at its event time
+            records, replaced = group.distinct_items("_et")
+            value = window_total(records, sp, end, horizon, "count", inclusive)[0] - window_total(replaced, sp, end, horizon, "count", inclusive)[0]
+            return value, value, dtype
+        # the events of each row's forward window only: a position range in (key, event time) order
+        res = window_aggregate(group, sp, start, end, inclusive, K.label_condition(cutoff, gap, horizon), agg, has_value)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype

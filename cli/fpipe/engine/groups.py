@@ -59,6 +59,7 @@ class EventGroup:
     starts: pl.DataFrame | None = None  # first position of each key in `by_et`
     ranked: pl.DataFrame | None = None  # events in the total order, ranked (`kernels.rank_events`)
     best: dict[str, pl.DataFrame] = field(default_factory=dict)  # running best rank per key, by `pick`
+    key_ranked: pl.DataFrame | None = None  # `ranked` in key order (`by_key_rank`)
     moments: tuple[EventGroup, EventGroup] | None = None  # `_v` = x - c and its square (`moment_groups`)
     distinct: dict[str, tuple[EventGroup, EventGroup]] = field(default_factory=dict)  # count_distinct (`distinct_items`)
     _height: int | None = None  # the plan's row count, while it is a plan
@@ -115,6 +116,15 @@ class EventGroup:
         if pick not in self.best:
             self.best[pick] = K.running_best(self.ranked, pick)
         return self.ranked, self.best[pick]
+
+    def by_key_rank(self) -> pl.DataFrame:
+        """The ranked events (`lookup_table`) per key: (key, event time, available time, input position) order,
+        with the same key blocks and event-time counts as `by_event_time` (first, last_k over a window)."""
+        if self.key_ranked is None:
+            if self.ranked is None:
+                self.ranked = K.rank_events(self.events)
+            self.key_ranked = self.ranked.sort("_kid", maintain_order=True)
+        return self.key_ranked
 
     def by_event_time(self, narrow: bool = False) -> pl.DataFrame:
         """The group's events in (key, event time, input position) order (sorted once); `narrow`: only

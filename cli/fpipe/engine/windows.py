@@ -311,3 +311,45 @@ def to_series(value: np.ndarray, n: np.ndarray) -> tuple[pl.Series, pl.Series]:
     """(value with nulls where n == 0, n) as Polars series."""
     n_s = pl.Series(n)
     return pl.select(pl.when(n_s > 0).then(pl.Series(value))).to_series(), n_s
+
+
+WALK_CELLS = 1 << 22  # positions examined per round of `visible_in_ranges`, across all rows still walking
+
+
+def visible_in_ranges(
+    lo: np.ndarray, hi: np.ndarray, vis: np.ndarray, t: np.ndarray, inclusive: bool, k: int, forward: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row i, the first `k` positions p of [lo_i, hi_i) (from the start when `forward`, else from the
+    end) whose row is visible at t_i (`vis[p] < t_i`, `<=` when inclusive): returned as (row, position)
+    pairs, each row's in walking order.
+
+    Positions are examined in blocks that double in size each round (4, 8, 16, ...; at most `WALK_CELLS`
+    cells per round), so a row costs O(k + the rows it skips): the rows of its range that are not yet
+    visible (pending: event time in the window, arrival after t) and come before its k-th visible one.
+    """
+    rows = np.flatnonzero(hi > lo)
+    cursor = (lo if forward else hi - 1)[rows].astype(np.int64)
+    need = np.full(rows.size, k, dtype=np.int64)
+    out_rows: list[np.ndarray] = []
+    out_pos: list[np.ndarray] = []
+    block = 4
+    step = 1 if forward else -1
+    while rows.size:
+        width = max(1, min(block, WALK_CELLS // rows.size))
+        pos = cursor[:, None] + step * np.arange(width, dtype=np.int64)[None, :]
+        inside = (pos < hi[rows, None]) if forward else (pos >= lo[rows, None])
+        safe = np.where(inside, pos, 0)
+        seen = vis[safe] <= t[rows, None] if inclusive else vis[safe] < t[rows, None]
+        hit = seen & inside
+        taken = hit & (np.cumsum(hit, axis=1) <= need[:, None])
+        r_idx, c_idx = np.nonzero(taken)
+        out_rows.append(rows[r_idx])
+        out_pos.append(pos[r_idx, c_idx])
+        need -= taken.sum(axis=1)
+        cursor += step * width
+        more = (need > 0) & inside[:, -1]
+        rows, cursor, need = rows[more], cursor[more], need[more]
+        block *= 2
+    if not out_rows:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_rows), np.concatenate(out_pos)
