@@ -164,7 +164,8 @@ def _label_scenarios(draw: st.DrawFn) -> Scenario:
     most label windows censored or empty: 29 non-empty label rows in 300 of them)."""
     lbl = replace(draw(label_specs()), observed_until=at(40), source="ev")
     rows = [
-        {"uid": draw(st.sampled_from([1, 2, None])), "k2": draw(st.sampled_from(["p", "q"])), "ts": at(m), "avail": at(m),
+        {"uid": draw(st.sampled_from([1, 2, None])), "k2": draw(st.sampled_from(["p", "q"])), "ts": at(m),
+         "avail": draw(st.sampled_from([at(m), at(m), at(m + 1), at(m + 3), None])),  # orders ties (labels ignore it)
          "x": draw(st.sampled_from([1.0, 2.0, -1.0, 0.5, None])), "n": draw(st.sampled_from([1, 2, 3, None])),
          "s": draw(st.sampled_from(["a", "b", "c", None]))}
         for m in draw(st.lists(st.integers(0, 30), min_size=20, max_size=50))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -35,7 +35,7 @@ from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_chea
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
-from fpipe.engine.windowed import pairs_of, recompute_rows, rolling, rolls, window_aggregate, windowed_extreme
+from fpipe.engine.windowed import marker_frame, pairs_of, recompute_rows, rolling, rolls, window_aggregate, windowed_extreme
 from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
@@ -232,6 +232,28 @@ class EntityFeatures:
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
+    def _rank_range(self, group: EventGroup, start: pl.Expr | None, end: pl.Expr, inclusive: bool) -> tuple[pl.Series, pl.Series]:
+        """Per spine row, the positions [lo, hi) in `group.by_key_rank()` of its key's rows with event time in
+        [start, end) ((start, end] when inclusive; from the key's first row when `start` is None): two binary
+        searches over its packed (key, event time) (`windows.position_finder`), else two as-of lookups on the
+        running counts in event-time order, which has the same key blocks and counts."""
+        sp = self.es.sorted
+        ranked = group.by_key_rank()
+        if ranked.height == 0:
+            none = pl.zeros(sp.height, pl.Int64, eager=True)
+            return none, none
+        finder = W.position_finder(ranked.get_column("_kid").to_numpy(), us(ranked.get_column("_et")), sp.get_column("_kid").to_numpy())
+        if finder is not None:
+            at_end = us(sp.select(end).to_series())
+            at_start = np.full(sp.height, -(1 << 62), dtype=np.int64) if start is None else us(sp.select(start).to_series())
+            return pl.Series(finder.find(at_start, inclusive)), pl.Series(finder.find(at_end, inclusive))
+        table = group.prefix_table("_et", None, False)
+        key_start = sp.select("_kid").join(group.key_starts(), on="_kid", how="left", maintain_order="left").get_column("_start").fill_null(0)
+        hi = K.lookup(sp, end, table, "_et", inclusive).get_column("_cn").fill_null(0).cast(pl.Int64)
+        lo = pl.zeros(sp.height, pl.Int64, eager=True) if start is None else (
+            K.lookup(sp, start, table, "_et", inclusive).get_column("_cn").fill_null(0).cast(pl.Int64))
+        return key_start + lo, key_start + hi
+
     def _ordered(self, feature: FeatureSpec, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """first / time_since_first over a window, last_k over a window or all history: with the key's events in
         the total order (event time first), the rows whose event time is in the window are one position range,
@@ -240,16 +262,12 @@ class EntityFeatures:
         the not-yet-visible rows a walk passes), never a pair per (spine row, event of its window)."""
         agg, window = feature.agg, feature.window
         sp, t = self.es.sorted, pl.col(K.T)
-        table = group.prefix_table("_et", None, False)
-        hi = K.lookup(sp, t, table, "_et", inclusive).get_column("_cn").fill_null(0)
-        lo = pl.zeros(sp.height, pl.UInt32, eager=True) if window is None else (
-            K.lookup(sp, t - pl.lit(window), table, "_et", inclusive).get_column("_cn").fill_null(0))
-        start = sp.select("_kid").join(group.key_starts(), on="_kid", how="left", maintain_order="left").get_column("_start").fill_null(0)
+        lo, hi = self._rank_range(group, None if window is None else t - pl.lit(window), t, inclusive)
         ranked = group.by_key_rank()
         last_k = agg == "last_k"
         rows, pos = W.visible_in_ranges(
-            (start + lo.cast(pl.Int64)).to_numpy(), (start + hi.cast(pl.Int64)).to_numpy(), us(ranked.get_column("_vis")),
-            us(sp.get_column(K.T)), inclusive, (feature.k or 1) if last_k else 1, forward=not last_k,
+            lo.to_numpy(), hi.to_numpy(), us(ranked.get_column("_vis")), us(sp.get_column(K.T)), inclusive,
+            (feature.k or 1) if last_k else 1, forward=not last_k,
         )
         if last_k:  # each row's k latest visible rows, oldest first: ascending positions
             picked = pl.DataFrame({"_i": rows, "_p": pos}).sort("_i", "_p")
@@ -424,7 +442,26 @@ class EntityFeatures:
             records, replaced = group.distinct_items("_et")
             value = window_total(records, sp, end, horizon, "count", inclusive)[0] - window_total(replaced, sp, end, horizon, "count", inclusive)[0]
             return value, value, dtype
-        # the events of each row's forward window only: a position range in (key, event time) order
+        if agg in ("first", "last", "time_since_first", "time_since_last"):  # one end of the window's position range
+            lo, hi = self._rank_range(group, start, end, inclusive)
+            ranked = group.by_key_rank()
+            found = hi > lo
+            hit = pl.select(pl.when(found).then(lo if agg in ("first", "time_since_first") else hi - 1)).to_series()
+            if agg.startswith("time_since"):
+                value = pl.DataFrame({"_t": sp.get_column(K.T), "_et": ranked.get_column("_et").gather(hit)}).select(
+                    K.seconds_between(pl.col("_t"), pl.col("_et"))).to_series()
+            else:
+                value = ranked.get_column("_v").gather(hit)
+            return value, found.cast(pl.Int64), dtype
+        if agg in ("min", "max") and group.schema["_v"].is_numeric():  # rolling extremes, the windows' ends as markers
+            closed: Literal["left", "right"] = "right" if inclusive else "left"
+            rolled = marker_frame(sp, group.events, end).select(
+                K.ROW, K.rolling(agg, "_time", horizon, closed).over("_kid").alias("_x"),
+                K.rolling("count", "_time", horizon, closed).over("_kid").alias("_c"),
+            ).filter(pl.col(K.ROW).is_not_null())
+            aligned = sp.select(K.ROW).join(rolled, on=K.ROW, how="left", maintain_order="left")
+            return aligned.get_column("_x"), aligned.get_column("_c").fill_null(0).cast(pl.Int64), dtype
+        # std, var, min/max of strings: the events of each row's forward window only (a position range)
         res = window_aggregate(group, sp, start, end, inclusive, K.label_condition(cutoff, gap, horizon), agg, has_value)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
