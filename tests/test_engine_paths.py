@@ -68,6 +68,7 @@ def test_engine_matches_oracle_with_and_without_packed_keys(limit: int, packed: 
         props.test_engine_window_arithmetic_matches_oracle()
         props.test_engine_distinct_matches_oracle()
         props.test_engine_labels_match_oracle()
+        props.test_engine_hop_windows_match_oracle()
 
 
 @pytest.mark.parametrize("limit", [0, 2])

@@ -78,18 +78,64 @@ def check_sum_fits(spec: FeatureSpec | LabelSpec, frame: pl.DataFrame, kind: str
 
 
 def window_total(
-    group: EventGroup, sp: pl.DataFrame, at: pl.Expr, window: timedelta | None, agg: str, inclusive: bool
+    group: EventGroup, sp: pl.DataFrame, at: pl.Expr, window: timedelta | None, agg: str, inclusive: bool,
+    hop: timedelta | None = None,
 ) -> tuple[pl.Series, pl.Series]:
     """count, sum or mean (value, n) of the group's rows visible at `at` with event time in the window of
-    length `window` ending there (all history when None), for each row of the sorted spine `sp`: the `_vis`
-    prefix at `at` less the `_et` prefix at `at - window` (kernels.py: cumulative). O((n+m) log)."""
+    length `window` ending there (all history when None; its start rounded down to a multiple of `hop`), for
+    each row of the sorted spine `sp`: the `_vis` prefix at `at` less the `_et` prefix at the window start
+    (kernels.py: cumulative), over the rows less late than the window; with a hop, the later rows that can
+    still be in it are added from their own table (`_late_in_bucket`). O((n+m) log)."""
     with_value = agg != "count"
     plus = K.lookup(sp, at, group.prefix_table("_vis", window, with_value), "_vis", inclusive)
     minus = None
     if window is not None:
-        minus = K.lookup(sp, at - pl.lit(window), group.prefix_table("_et", window, with_value), "_et", inclusive)
+        start = K.window_start(at, window, hop)
+        minus = K.lookup(sp, start, group.prefix_table("_et", window, with_value), "_et", inclusive)
     vdt = value_dtype_for_sum(group.schema["_v"]) if with_value else None
-    return K.cumulative_from_tables(plus, minus, agg, vdt)
+    if hop is None or window is None or group.max_late is None or group.max_late < window:
+        return K.cumulative_from_tables(plus, minus, agg, vdt)
+    s, n = K.cumulative_from_tables(plus, minus, "sum" if with_value else "count", vdt)
+    late_s, late_n = _late_in_bucket(group, sp, at, window, hop, with_value, inclusive)
+    n = n + late_n
+    if agg == "count":
+        return n, n
+    s = s + late_s
+    if agg == "sum":
+        return s, n
+    return pl.select(pl.when(n > 0).then(s.cast(pl.Float64) / n)).to_series(), n
+
+
+def _late_in_bucket(
+    group: EventGroup, sp: pl.DataFrame, at: pl.Expr, window: timedelta, hop: timedelta, with_value: bool, inclusive: bool,
+) -> tuple[pl.Series, pl.Series]:
+    """(sum, count) of the rows with lateness >= `window` in each row's hop window (start s, a multiple of
+    `hop`). The prefix difference leaves them out, yet they can be in a hop window, which is longer than
+    `window`: a row counts iff it is visible at t and its event time is in [s, t) ((s, t] inclusive); being so
+    late, its event time is then before t - w < s + hop, so it counts iff it is visible at t and its event time
+    is in [s, s + hop) ((s, s + hop] inclusive): one as-of lookup per spine row in a prefix table over
+    visibility of those rows, per (key, hop bucket of the event time)."""
+    hop_us = hop // timedelta(microseconds=1)
+    et = pl.col("_et").dt.epoch("us") - (1 if inclusive else 0)  # (s, s + hop] -> [s, s + hop) when inclusive
+    late = group.events.filter((pl.col("_vis") - pl.col("_et")) >= window)
+    if with_value:
+        late = late.with_columns(pl.col("_v").cast(value_dtype_for_sum(late.schema["_v"])))
+    late = late.select("_kid", (et - et % hop_us).alias("_b"), "_vis", "_pos", "_v")
+    buckets = late.select("_kid", "_b").unique().sort("_kid", "_b").with_row_index("_g")  # ids in (key, bucket) order
+    table = K.prefix_table(
+        late.join(buckets, on=["_kid", "_b"]).select(pl.col("_g").cast(pl.Int64).alias("_kid"), "_vis", "_pos", "_v"),
+        "_vis", with_value,
+    )
+    # each spine row's (key, window start) bucket: rows stay sorted by (bucket id, t), as the lookup needs
+    rows = sp.select("_kid", K.window_start(at, window, hop).dt.epoch("us").alias("_b"), at.alias(K.T)).join(
+        buckets, on=["_kid", "_b"], how="left", maintain_order="left",
+    ).select(pl.col("_g").cast(pl.Int64).alias("_kid"), K.T)
+    found = K.lookup(rows, pl.col(K.T), table, "_vis", inclusive)
+    n = found.get_column("_cn").fill_null(0)
+    if not with_value:
+        return n, n
+    s, _ = K.cumulative_from_tables(found, None, "sum", value_dtype_for_sum(late.schema["_v"]))
+    return s, n
 
 
 def _skips_nulls(feature: FeatureSpec) -> bool:
@@ -188,8 +234,8 @@ class EntityFeatures:
             condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
             assert window is not None
             return windowed_extreme(group, sp, agg, window, inclusive, condition, dtype)
-        if agg in CUMULATIVE and hop is None:
-            value, n = window_total(group, sp, t, window, agg, inclusive)
+        if agg in CUMULATIVE:
+            value, n = window_total(group, sp, t, window, agg, inclusive, hop)
             return value, n, dtype
 
         if agg == "latest" or (agg in ("last", "time_since_last") and hop is None) or (
@@ -221,12 +267,12 @@ class EntityFeatures:
             return self._distinct_so_far(group, inclusive, dtype)
         if agg in ("std", "var") and hop is None and value_dtype.is_numeric():
             return self._moments(feature, group, inclusive, condition, dtype)
-        if agg == "count_distinct" and hop is None:
+        if agg == "count_distinct":
             assert window is not None
             records, replaced = group.distinct_items("_vis")
-            distinct = window_total(records, sp, t, window, "count", inclusive)[0] - window_total(replaced, sp, t, window, "count", inclusive)[0]
+            distinct = window_total(records, sp, t, window, "count", inclusive, hop)[0] - window_total(replaced, sp, t, window, "count", inclusive, hop)[0]
             return distinct, distinct, dtype  # values are not null: the window is empty iff it counts none
-        if agg in ("first", "time_since_first", "last_k") and hop is None:
+        if agg in ("first", "time_since_first", "last_k", "last", "time_since_last"):  # last: with a hop here
             return self._ordered(feature, group, inclusive, dtype)
         res = pairs_of(group, sp, window, hop, inclusive, condition, agg, has_value, feature.k, feature.ddof)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
@@ -255,19 +301,20 @@ class EntityFeatures:
         return key_start + lo, key_start + hi
 
     def _ordered(self, feature: FeatureSpec, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
-        """first / time_since_first over a window, last_k over a window or all history: with the key's events in
-        the total order (event time first), the rows whose event time is in the window are one position range,
-        found by two as-of lookups on the running counts; the answer is its first visible row (last k visible
-        rows), found by walking the range from that end (`windows.visible_in_ranges`). O((n+m) log + m k +
-        the not-yet-visible rows a walk passes), never a pair per (spine row, event of its window)."""
+        """first / time_since_first over a window, last_k over a window or all history, last / time_since_last
+        over a hop window: with the key's events in the total order (event time first), the rows whose event
+        time is in the (hop-rounded) window are one position range (`_rank_range`); the answer is its first
+        visible row (last k visible rows), found by walking the range from that end
+        (`windows.visible_in_ranges`). O((n+m) log + m k + the not-yet-visible rows a walk passes), never a pair
+        per (spine row, event of its window)."""
         agg, window = feature.agg, feature.window
         sp, t = self.es.sorted, pl.col(K.T)
-        lo, hi = self._rank_range(group, None if window is None else t - pl.lit(window), t, inclusive)
+        lo, hi = self._rank_range(group, None if window is None else K.window_start(t, window, feature.hop), t, inclusive)
         ranked = group.by_key_rank()
         last_k = agg == "last_k"
         rows, pos = W.visible_in_ranges(
             lo.to_numpy(), hi.to_numpy(), us(ranked.get_column("_vis")), us(sp.get_column(K.T)), inclusive,
-            (feature.k or 1) if last_k else 1, forward=not last_k,
+            (feature.k or 1) if last_k else 1, forward=agg in ("first", "time_since_first"),
         )
         if last_k:  # each row's k latest visible rows, oldest first: ascending positions
             picked = pl.DataFrame({"_i": rows, "_p": pos}).sort("_i", "_p")
@@ -280,7 +327,7 @@ class EntityFeatures:
         at = np.zeros(sp.height, dtype=np.int64)
         at[rows] = pos
         hit = pl.select(pl.when(pl.Series(found)).then(pl.Series(at))).to_series()  # null where none is visible
-        if agg == "time_since_first":
+        if agg in ("time_since_first", "time_since_last"):
             value = pl.DataFrame({"_t": sp.get_column(K.T), "_et": ranked.get_column("_et").gather(hit)}).select(
                 K.seconds_between(pl.col("_t"), pl.col("_et"))).to_series()
         else:
