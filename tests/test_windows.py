@@ -76,8 +76,8 @@ def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
     finder = W.PositionFinder.packed(kid, et, kid_s)
     assert finder is not None
     hi, lo = finder.find(t, inclusive), finder.find(t - w, inclusive)
-    aggs = [W.WindowAgg(a, a, w, a != "rows") for a in ("count", "sum", "mean", "min", "max")]
-    aggs.append(W.WindowAgg("rows", "count", w, False))
+    aggs = [W.WindowAgg(a, a, a != "rows") for a in ("count", "sum", "mean", "min", "max")]
+    aggs.append(W.WindowAgg("rows", "count", False))
     out = W.empty_outputs(aggs, kid_s.size, values.dtype)
     saved = W.PAIRS_PER_CHUNK
     W.PAIRS_PER_CHUNK = 50  # several chunks

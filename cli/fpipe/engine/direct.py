@@ -96,37 +96,43 @@ def direct_windows(
         starts = np.searchsorted(kid_e, kid_s, side="left")
         ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
 
-    def position(window: timedelta | None) -> np.ndarray:
-        """Per spine row, one past the last event of its key with event time before t - window (at or
-        before, inclusive), as a position in `by_et`."""
+    def position(window: timedelta | None, hop: timedelta | None = None) -> np.ndarray:
+        """Per spine row, one past the last event of its key with event time before the window start t - window,
+        rounded down to a multiple of `hop` (at or before, inclusive), as a position in `by_et`."""
         if finder is not None:
-            return finder.find(t_s - (window_us(window) if window else 0), inclusive)
-        at = pl.col(K.T) - pl.lit(window) if window else pl.col(K.T)
-        found = K.lookup(sp, at, ends, "_et", inclusive).get_column("_cn").fill_null(-1).to_numpy()
+            at = t_s - (window_us(window) if window else 0)
+            if hop is not None:
+                at = at - at % window_us(hop)  # floors toward -inf, as `kernels.window_start`
+            return finder.find(at, inclusive)
+        at_expr = K.window_start(pl.col(K.T), window, hop) if window else pl.col(K.T)
+        found = K.lookup(sp, at_expr, ends, "_et", inclusive).get_column("_cn").fill_null(-1).to_numpy()
         return np.where(found < 0, starts, found)
 
+    def reach(f: FeatureSpec) -> timedelta:
+        """How far back a window of `f` reaches: its length, plus the hop its start may be rounded down by."""
+        assert f.window is not None
+        return f.window + (f.hop or timedelta(0))
+
     hi = position(None)
-    aggs = [
-        W.WindowAgg(f"_f{i}", f.agg or "", window_us(f.window), f.column is not None)
-        for i, f in enumerate(feats)
-    ]
+    aggs = [W.WindowAgg(f"_f{i}", f.agg or "", f.column is not None) for i, f in enumerate(feats)]
     out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
     events = W.Events(vis, values, valid)
-    small_by_window = {}
-    for window in sorted({f.window for f in feats if f.window is not None}, reverse=True):
-        small = small_rows(group, sp, window, limit)
-        small_by_window[window] = small
+    small_by_reach = {}
+    for window, hop in sorted({(f.window, f.hop) for f in feats}, key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True):
+        assert window is not None
+        width = window + (hop or timedelta(0))  # every event of a hop window lies within this much before t
+        small = small_by_reach.setdefault(width, small_rows(group, sp, width, limit))
         rows = np.flatnonzero(small)
         if rows.size:
-            lo = position(window)
-            todo = [a for a in aggs if a.window_us == window_us(window)]
+            lo = position(window, hop)
+            todo = [a for a, f in zip(aggs, feats, strict=True) if (f.window, f.hop) == (window, hop)]
             W.compute(t_s[rows], lo[rows], hi[rows], events, todo, inclusive, out, rows)
-    # big for a window implies big for every wider one: the rows not small for the widest window are
+    # big for a window implies big for every wider one: the rows not small for the widest reach are
     # every row that any of these features computes apart, so one child serves them all
-    others = pl.Series(~small_by_window[max(small_by_window)])
+    others = pl.Series(~small_by_reach[max(small_by_reach)])
     for f, wa in zip(feats, aggs, strict=True):
         assert f.window is not None
-        small_s = pl.Series(small_by_window[f.window])
+        small_s = pl.Series(small_by_reach[reach(f)])
         if small_s.any():
             value, n = W.to_series(*out[wa.alias])
             dtype = v.dtype if f.column is not None else pl.Null()

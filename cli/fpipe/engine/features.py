@@ -405,15 +405,15 @@ class EntityFeatures:
             if f.source in frames:
                 check_sum_fits(f, frames[f.source or ""])
         wanted: dict[int, tuple[EventGroup, set[tuple[str, timedelta, bool]]]] = {}
-        def windowed(f: FeatureSpec) -> bool:  # count_distinct, first, last_k: one kernel serves every key (no pairs)
-            return bool(f.window is not None and f.hop is None
-                        and f.agg not in (None, "latest", "last", "time_since_last", "count_distinct", "first",
-                                          "time_since_first", "last_k")
-                        and f.source and f.entity and f.source in frames)
-
         def numpy_path(f: FeatureSpec) -> bool:
             frame = frames[f.source or ""]
             return W.supported(f.agg or "", frame.schema[f.column] if f.column in frame.columns else pl.Null())
+
+        def windowed(f: FeatureSpec) -> bool:  # count_distinct, first, last_k: one kernel serves every key (no pairs)
+            return bool(f.window is not None
+                        and f.agg not in (None, "latest", "last", "time_since_last", "count_distinct", "first",
+                                          "time_since_first", "last_k")
+                        and f.source and f.entity and f.source in frames and (f.hop is None or numpy_path(f)))
 
         for f in features:  # a windowed row count shares the enumeration of a numeric column of the same rows
             if windowed(f) and f.column and numpy_path(f):

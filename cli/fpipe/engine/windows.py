@@ -43,7 +43,6 @@ def supported(agg: str, value_dtype: pl.DataType) -> bool:
 class WindowAgg:
     alias: str
     agg: str
-    window_us: int
     reads_value: bool  # only rows with a (non-null) value count; a bare row count reads none
 
 
