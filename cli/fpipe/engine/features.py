@@ -3,19 +3,22 @@
 All features of one entity share one sorted spine (by key id, then time); features over the same
 events (source, `where`, column) share their sorted prefix and rank tables (engine/groups.py).
 
-Kernel choice (engine/kernels.py explains each algorithm and its cost):
-- windowed but the lookups (no hop), small keys  -> direct enumeration (engine/direct.py)
-- count, sum, mean (no hop)                     -> cumulative
+Kernel choice (ARCHITECTURE.md lists each algorithm and its cost):
+- windowed count/sum/mean/min/max (any hop), std, var (no hop), small keys -> direct enumeration (engine/direct.py)
+- count, sum, mean                               -> cumulative (with a hop: plus the late rows per bucket)
 - latest                                         -> ordered (running max rank), then `ttl`
 - last, time_since_last (no hop)                 -> ordered over non-null rows, then the window edge
 - first, time_since_first without window         -> ordered (running min rank) over non-null rows
+- first/time_since_first over a window, last_k, last/time_since_last with a hop -> walk of the window's rows
 - min, max with a window (no hop)                -> rolling extreme + pending rows (engine/windowed.py)
 - min, max without a window                      -> running extreme
 - count_distinct without a window                -> running count of first visibilities
+- count_distinct over a window                   -> counts of records less replaced records
 - std, var (no hop)                              -> compensated prefix sums of shifted values, pairs where untrusted
-- everything else                                -> pairs (windowed: engine/windowed.py)
+- everything else (min, max, std, var with a hop) -> window pairs (engine/windowed.py)
 Labels: count -> positions in packed (key, event time) order (engine/windows.range_counts), falling back
-to cumulative; sum, mean -> cumulative over event time; everything else -> pairs.
+to cumulative; sum, mean -> cumulative over event time; count_distinct -> counts of records; first, last,
+time_since_* -> one end of the window's positions; numeric min/max -> rolling; std, var -> window pairs.
 
 Spine and event preparation live in engine/events.py, finishing a column in engine/finish.py.
 """

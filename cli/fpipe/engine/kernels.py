@@ -20,9 +20,10 @@ Algorithms and costs (n events, m spine rows, both sorted once):
   ranked by the total order (event_time, available_time, input position); a running max (or min) of the
   rank in visibility order, read with one as-of lookup, is the winner among the rows visible at t.
   O((n+m) log).
-- pairs       (everything else: min, max, std, var, count_distinct, last_k, windowed first, hop):
-  joins each spine row with the events of its key and filters by the window; exact for every
-  aggregation, cost O(pairs); spine rows are processed in chunks to bound memory.
+- pairs       (`pairs`): joins each spine row with the events of its key and filters by a condition;
+  exact for every aggregation, cost O(pairs), spine rows in chunks to bound memory. Windows take their
+  pairs from one position range per row instead (engine/windowed.py), so they visit only in-window events;
+  ARCHITECTURE.md lists which aggregations still use pairs at all.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 - min, max over a window: a rolling extreme over event time with the spine instants as markers, exact for
   every spine row without a *pending* row; rows with one are recomputed from their windows' events.
-- every other windowed aggregation (std, var, count_distinct, last_k, first, any `hop`): the (spine row,
-  in-window event) pairs, found as position ranges in the key's event-time order, aggregated by chunks.
-(count, sum, mean use prefix tables: engine/groups.py, EntityFeatures._feature_path.)
+- the windowed aggregations without a faster kernel (min, max, std, var with a `hop`; label std/var; the rows
+  a fast path cannot vouch for): the (spine row, in-window event) pairs, found as position ranges in the
+  key's event-time order, aggregated by chunks.
+(count, sum, mean, count_distinct use prefix tables, first/last_k a walk: engine/features.py.)
 
 `sp` is always the entity's sorted spine (`EntitySpine.sorted`: `_row`, `_kid`, `_t`).
 """
