@@ -20,9 +20,9 @@ from oracle import build_oracle
 from strategies import (
     Scenario,
     at,
-    label_specs,
     feature,
     frame_mismatches,
+    label_specs,
     make_defs,
     mins,
     mutate_invisible,

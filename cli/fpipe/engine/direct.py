@@ -117,9 +117,9 @@ def direct_windows(
     aggs = [W.WindowAgg(f"_f{i}", f.agg or "", f.column is not None) for i, f in enumerate(feats)]
     out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
     events = W.Events(vis, values, valid)
-    small_by_reach = {}
-    for window, hop in sorted({(f.window, f.hop) for f in feats}, key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True):
-        assert window is not None
+    small_by_reach: dict[timedelta, np.ndarray] = {}
+    windows = {(f.window, f.hop) for f in feats if f.window is not None}
+    for window, hop in sorted(windows, key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True):
         width = window + (hop or timedelta(0))  # every event of a hop window lies within this much before t
         small = small_by_reach.setdefault(width, small_rows(group, sp, width, limit))
         rows = np.flatnonzero(small)

@@ -25,7 +25,7 @@ Spine and event preparation live in engine/events.py, finishing a column in engi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -38,7 +38,15 @@ from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_chea
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
-from fpipe.engine.windowed import marker_frame, pairs_of, recompute_rows, rolling, rolls, window_aggregate, windowed_extreme
+from fpipe.engine.windowed import (
+    marker_frame,
+    pairs_of,
+    recompute_rows,
+    rolling,
+    rolls,
+    window_aggregate,
+    windowed_extreme,
+)
 from fpipe.errors import DataError, Diagnostic
 from fpipe.spec.model import Cutoff, Definitions, FeatureSpec, LabelSpec, SourceSpec
 
@@ -139,6 +147,51 @@ def _late_in_bucket(
         return n, n
     s, _ = K.cumulative_from_tables(found, None, "sum", value_dtype_for_sum(late.schema["_v"]))
     return s, n
+
+
+def moment_stats(
+    group: EventGroup,
+    tables: Callable[[EventGroup], tuple[pl.DataFrame, pl.DataFrame | None]],
+    agg: str,
+    ddof: int,
+    exact: Callable[[pl.Series, pl.Series, pl.Series], tuple[pl.Series, pl.Series]],
+) -> tuple[pl.Series, pl.Series]:
+    """std / var (value, n) per spine row from the window's count n and its sums S1, S2 of y and y^2 (y = x - c,
+    c: `EventGroup.moment_groups`), each the difference of the two lookups `tables` gives into a compensated
+    prefix table of that moment group (like `sum`): O((n+m) log), no pairs. M2 = S2 - S1^2 / n is then trusted
+    only where a bound on its rounding error is below `MOMENTS_MAX_ERROR` x M2; the bound counts the window (a
+    few ulps of S2) and the key's history (the running error sums, k^2 eps^2 of the prefix over k rows). The
+    other rows (a window far from c against its spread, one after huge values, or without spread) are
+    handed to `exact` (mask, value, n), which recomputes them from their pairs."""
+    sums = []
+    for g in group.moment_groups():  # y, then y^2: `plus` is left at y^2's, whose history the bound reads
+        plus, minus = tables(g)
+        sums.append(K.cumulative_from_tables(plus, minus, "sum", pl.Float64()))
+    (s1, n), (s2, _) = sums
+    eps = float(np.finfo(np.float64).eps)
+    frame = pl.DataFrame({
+        "s1": s1, "s2": s2, "n": n,
+        "k": plus.get_column("_cn").fill_null(0).cast(pl.Float64),  # rows summed so far: the history's length
+        "p2": plus.get_column("_cs").fill_null(0.0),  # the running sum of y^2 there (>= every earlier one)
+    })
+    s1_, s2_, n_, k_, p2_ = (pl.col(c) for c in ("s1", "s2", "n", "k", "p2"))
+    history = 2 * k_ * k_ * eps * eps
+    err_s2 = 4 * eps * s2_ + history * p2_
+    err_s1 = 4 * eps * (n_ * s2_).sqrt() + history * (k_ * p2_).sqrt()
+    m2 = s2_ - s1_ * s1_ / n_
+    err_m2 = err_s2 + 2 * (s2_ / n_).sqrt() * err_s1 + eps * s2_
+    frame = frame.with_columns(m2.alias("m2"), err_m2.alias("err"))
+    enough = pl.col("n") >= max(ddof + 1, 1)
+    # finite first (Polars orders NaN above every number: NaN > 0 holds); M2 well above the subnormal
+    # range, where y^2 would lose its relative precision and the bound would round to 0
+    trusted = (
+        pl.col("m2").is_finite() & pl.col("err").is_finite() & (pl.col("m2") > MOMENTS_MIN_M2)
+        & (pl.col("err") <= MOMENTS_MAX_ERROR * pl.col("m2"))
+    )
+    var = pl.col("m2") / (pl.col("n") - ddof)
+    stat = var.sqrt() if agg == "std" else var
+    out = frame.select(pl.when(enough & trusted).then(stat).alias("v"), (enough & ~trusted.fill_null(False)).alias("exact"))
+    return exact(out.get_column("exact"), out.get_column("v"), n)
 
 
 def _skips_nulls(feature: FeatureSpec) -> bool:
@@ -348,44 +401,20 @@ class EntityFeatures:
     def _moments(
         self, feature: FeatureSpec, group: EventGroup, inclusive: bool, condition: K.CondBuilder, dtype: pl.DataType
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
-        """std / var over a window (no hop) or all history, from the window's count n and its sums S1, S2 of y
-        and y^2 (y = x - c, c: `EventGroup.moment_groups`), each read from compensated prefix tables like `sum`: O((n+m) log),
-        no pairs. M2 = S2 - S1^2 / n is then trusted only where a bound on its rounding error is below
-        `MOMENTS_MAX_ERROR` x M2; the bound counts the window (a few ulps of S2) and the key's history (the
-        running error sums, k^2 eps^2 of the prefix over k rows). Other rows (a window far from its key's
-        mean against its spread, one after huge values, or without spread) are recomputed from their pairs."""
-        agg, window, ddof = feature.agg, feature.window, feature.ddof
+        """std / var over a window (no hop) or all history (`moment_stats`): the sums of the window are the `_vis`
+        prefix at t less the `_et` prefix at t - w; untrusted rows are recomputed from their window's pairs."""
+        agg, window, ddof = feature.agg or "", feature.window, feature.ddof
         sp, t = self.es.sorted, pl.col(K.T)
-        sums = []
-        for g in group.moment_groups():  # y, then y^2: `plus` is left at y^2's, whose history the bound reads
+
+        def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None]:
             plus = K.lookup(sp, t, g.prefix_table("_vis", window, True), "_vis", inclusive)
             minus = K.lookup(sp, t - pl.lit(window), g.prefix_table("_et", window, True), "_et", inclusive) if window else None
-            sums.append(K.cumulative_from_tables(plus, minus, "sum", pl.Float64()))
-        (s1, n), (s2, _) = sums
-        eps = float(np.finfo(np.float64).eps)
-        frame = pl.DataFrame({
-            "s1": s1, "s2": s2, "n": n,
-            "k": plus.get_column("_cn").fill_null(0).cast(pl.Float64),  # rows summed so far: the history's length
-            "p2": plus.get_column("_cs").fill_null(0.0),  # the running sum of y^2 there (>= every earlier one)
-        })
-        s1_, s2_, n_, k_, p2_ = (pl.col(c) for c in ("s1", "s2", "n", "k", "p2"))
-        history = 2 * k_ * k_ * eps * eps
-        err_s2 = 4 * eps * s2_ + history * p2_
-        err_s1 = 4 * eps * (n_ * s2_).sqrt() + history * (k_ * p2_).sqrt()
-        m2 = s2_ - s1_ * s1_ / n_
-        err_m2 = err_s2 + 2 * (s2_ / n_).sqrt() * err_s1 + eps * s2_
-        frame = frame.with_columns(m2.alias("m2"), err_m2.alias("err"))
-        enough = pl.col("n") >= max(ddof + 1, 1)
-        # finite first (Polars orders NaN above every number: NaN > 0 holds); M2 well above the subnormal
-        # range, where y^2 would lose its relative precision and the bound would round to 0
-        trusted = (
-            pl.col("m2").is_finite() & pl.col("err").is_finite() & (pl.col("m2") > MOMENTS_MIN_M2)
-            & (pl.col("err") <= MOMENTS_MAX_ERROR * pl.col("m2"))
-        )
-        var = pl.col("m2") / (pl.col("n") - ddof)
-        stat = var.sqrt() if agg == "std" else var
-        out = frame.select(pl.when(enough & trusted).then(stat).alias("v"), (enough & ~trusted.fill_null(False)).alias("exact"))
-        value, n = recompute_rows(group, sp, out.get_column("exact"), out.get_column("v"), n, window, inclusive, condition, agg or "", ddof)
+            return plus, minus
+
+        def exact(mask: pl.Series, value: pl.Series, n: pl.Series) -> tuple[pl.Series, pl.Series]:
+            return recompute_rows(group, sp, mask, value, n, window, inclusive, condition, agg, ddof)
+
+        value, n = moment_stats(group, tables, agg, ddof, exact)
         return value, n, dtype
 
     def _distinct_so_far(self, group: EventGroup, inclusive: bool, dtype: pl.DataType) -> tuple[pl.Series, pl.Series, pl.DataType]:
@@ -511,7 +540,22 @@ class EntityFeatures:
             ).filter(pl.col(K.ROW).is_not_null())
             aligned = sp.select(K.ROW).join(rolled, on=K.ROW, how="left", maintain_order="left")
             return aligned.get_column("_x"), aligned.get_column("_c").fill_null(0).cast(pl.Int64), dtype
-        # std, var, min/max of strings: the events of each row's forward window only (a position range)
-        res = window_aggregate(group, sp, start, end, inclusive, K.label_condition(cutoff, gap, horizon), agg, has_value)
+        condition = K.label_condition(cutoff, gap, horizon)
+        if agg in ("std", "var") and group.schema["_v"].is_numeric():  # as features: prefix sums over event time
+
+            def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+                table = g.prefix_table("_et", None, True)
+                return K.lookup(sp, end, table, "_et", inclusive), K.lookup(sp, start, table, "_et", inclusive)
+
+            def exact(mask: pl.Series, value: pl.Series, n: pl.Series) -> tuple[pl.Series, pl.Series]:
+                return recompute_rows(
+                    group, sp, mask, value, n, None, inclusive, condition, agg, 1,
+                    pairs=lambda rows: window_aggregate(group, rows, start, end, inclusive, condition, agg, True),
+                )
+
+            value, n = moment_stats(group, tables, agg, 1, exact)
+            return value, n, dtype
+        # min/max of strings: the events of each row's forward window only (a position range)
+        res = window_aggregate(group, sp, start, end, inclusive, condition, agg, has_value)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -169,12 +169,15 @@ def pairs_of(
 def recompute_rows(
     group: EventGroup, sp: pl.DataFrame, mask: pl.Series, value: pl.Series, n: pl.Series, window: timedelta | None,
     inclusive: bool, condition: K.CondBuilder, agg: str, ddof: int = 1,
+    pairs: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> tuple[pl.Series, pl.Series]:
     """(value, n) over `sp` with the rows of `mask` recomputed exactly from their pairs (the rows a fast path
-    cannot vouch for: pending rows of a rolling extreme, untrusted std/var)."""
+    cannot vouch for: pending rows of a rolling extreme, untrusted std/var): `pairs_of` their window, or
+    `pairs` (a label's forward window)."""
     if not mask.any():
         return value, n
-    res = pairs_of(group, sp.filter(mask), window, None, inclusive, condition, agg, True, None, ddof)
+    rows = sp.filter(mask)
+    res = pairs(rows) if pairs is not None else pairs_of(group, rows, window, None, inclusive, condition, agg, True, None, ddof)
     fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
     value = pl.select(pl.when(mask).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
     n = pl.select(pl.when(mask).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
