@@ -48,6 +48,7 @@ def test_engine_matches_oracle_on_every_path(limit: int) -> None:
         props.test_engine_window_arithmetic_matches_oracle()
         props.test_engine_distinct_matches_oracle()
         props.test_engine_hop_windows_match_oracle()
+        props.test_engine_labels_match_oracle()
 
 
 @contextmanager

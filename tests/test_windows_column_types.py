@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from fpipe.engine.build import build_frame
-from strategies import at, feature, make_defs, mins
+from strategies import at, feature, label, make_defs, mins
 
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -87,3 +87,44 @@ def test_sums_of_wide_integer_types_with_small_values(dtype: pl.DataType, window
     out = _build([feature("s", "sum", "c", window=window), feature("m", "mean", "c", window=window)],
                  _source(pl.Series([5, 7, 5], dtype=dtype)))
     assert (out.item(0, "s"), out.item(0, "m")) == (17, 17 / 3)
+
+
+DEC = pl.Decimal(12, 2)
+
+
+@pytest.mark.parametrize("limit", [None, 0], ids=["small-keys", "every-key-big"])
+def test_windowed_extremes_of_a_decimal_column(limit: int | None) -> None:
+    """Review: min/max of a Decimal column over a window went to Polars' rolling_min_by, which takes integers
+    and floats only (an exit-70 crash for keys past the small-key threshold); they now take the pairs."""
+    from decimal import Decimal
+
+    from test_engine_paths import small_key_events
+
+    src = _source(pl.Series([Decimal("3.25"), Decimal("-1.50"), Decimal("7.00")], dtype=DEC))
+    feats = [feature("lo", "min", "c", window=mins(10)), feature("hi", "max", "c", window=mins(4.5))]
+    if limit is None:
+        out = _build(feats, src)
+    else:
+        with small_key_events(limit):
+            out = _build(feats, src)
+    assert (out.item(0, "lo"), out.item(0, "hi")) == (Decimal("-1.50"), Decimal("7.00"))
+    assert out.schema["lo"] == DEC and out.schema["hi"] == DEC
+
+
+@pytest.mark.parametrize("agg,want", [("min", ["-1.50", "3.25"]), ("max", ["7.00", "7.00"])])
+def test_label_extremes_of_a_decimal_column(agg: str, want: list[str]) -> None:
+    """Same review: a label's min/max of a Decimal column crashed in the rolling kernel."""
+    from decimal import Decimal
+
+    times = [at(0), at(1), at(2), at(3)]
+    src = pl.DataFrame(
+        {"uid": [1] * 4, "k2": ["p"] * 4, "ts": times, "avail": times, "c": [Decimal(v) for v in ("-1.50", "7.00", "3.25", "0")]},
+        schema={"uid": pl.Int64, "k2": pl.String, "ts": UTC_US, "avail": UTC_US, "c": DEC},
+    )
+    spine = pl.DataFrame({"uid": [1, 1], "k2": ["p", "p"], "t": [at(-1), at(0.5)]},
+                         schema={"uid": pl.Int64, "k2": pl.String, "t": UTC_US})
+    defs = make_defs([feature("n", "count")], label("y", agg, "c", horizon=mins(2.5)))
+    out = build_frame(defs, "ts", sources={"ev": src, "cb": src.clear()}, spine=spine).frame
+    # [-1, 1.5): the rows at 0 and 1; [0.5, 3): the rows at 1 and 2
+    assert out.get_column("y").to_list() == [Decimal(w) for w in want]
+    assert out.schema["y"] == DEC

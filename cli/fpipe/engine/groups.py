@@ -148,9 +148,22 @@ class EventGroup:
         if self.moments is None:
             x = pl.col("_v").cast(pl.Float64)
             first_visible = x.sort_by("_vis", "_pos").first().over("_kid")
-            shifted = self.events.filter(pl.col("_v").is_not_null()).with_columns((x - first_visible).alias("_v"))
-            self.moments = (EventGroup(shifted), EventGroup(shifted.with_columns((pl.col("_v") * pl.col("_v")).alias("_v"))))
+            source = self.by_et if self.by_et is not None else self.events  # sorted by event time: keep that order
+            shifted = source.filter(pl.col("_v").is_not_null()).with_columns((x - first_visible).alias("_v"))
+            y, y2 = EventGroup(shifted), EventGroup(shifted.with_columns((pl.col("_v") * pl.col("_v")).alias("_v")))
+            if self.by_et is not None:
+                y.by_et, y2.by_et = y.events, y2.events
+            self.moments = (y, y2)
         return self.moments
+
+    def share_sorted(self, other: EventGroup) -> None:
+        """Take `other`'s sorted tables for the ones not built yet, with `_v` squared: y^2's rows are y's
+        (`moment_groups`), so its prefix tables need no sort of their own."""
+        for on, frame in other.sorted_by.items():
+            if on not in self.sorted_by:
+                self.sorted_by[on] = frame.with_columns(pl.col("_v") * pl.col("_v"))
+        if self.max_late is None:
+            self.max_late = other.max_late
 
     def distinct_items(self, seen: str) -> tuple[EventGroup, EventGroup]:
         """Two groups of items whose windowed counts differ by the number of distinct values in a window:

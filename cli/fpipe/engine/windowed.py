@@ -25,11 +25,16 @@ from fpipe.engine.groups import EventGroup
 ManyAggs = Sequence[tuple[str, str, bool, int | None, int]]
 
 
+def rolls_over(value_dtype: pl.DataType) -> bool:
+    """Values Polars' `rolling_min_by` / `rolling_max_by` take: integers and floats (not Decimal, not strings)."""
+    return value_dtype.is_integer() or value_dtype.is_float()
+
+
 def rolls(agg: str, window: timedelta | None, hop: timedelta | None, value_dtype: pl.DataType) -> bool:
     """Windowed aggregations computed by rolling over event time (see `windowed_extreme`)."""
     if window is None or hop is not None:
         return False
-    return agg in ("min", "max") and value_dtype.is_numeric()
+    return agg in ("min", "max") and rolls_over(value_dtype)
 
 
 def marker_frame(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr) -> pl.DataFrame:
@@ -46,7 +51,9 @@ def marker_frame(sp: pl.DataFrame, ev: pl.DataFrame, at: pl.Expr) -> pl.DataFram
         "_kid", pl.col("_et").alias("_time"), "_v", "_vis", pl.lit(1, pl.Int64).alias("_one"),
         pl.lit(None, pl.Int64).alias(K.ROW),
     )
-    return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"])
+    # stable: among equal values at one instant (0.0 and -0.0) the rolling extreme keeps the first, so the
+    # order of ties must not depend on the sort's threads
+    return pl.concat([events, markers], how="vertical").sort(["_kid", "_time"], maintain_order=True)
 
 
 def aggregate_many(
