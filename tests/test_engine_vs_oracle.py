@@ -163,7 +163,7 @@ def _hop_scenarios(draw: st.DrawFn) -> Scenario:
     length), over rows often later than the window: such a row is left out of the prefix difference yet can
     be in a hop window, and is added back per hop bucket (engine/features.py `_late_in_bucket`)."""
     aggs = {"count": [None, "x"], "sum": ["x", "n"], "mean": ["x"], "count_distinct": ["s", "n"], "first": ["s"],
-            "last": ["x"], "last_k": ["n"], "time_since_last": [None], "time_since_first": [None], "max": ["x"]}
+            "last": ["x"], "last_k": ["n"], "time_since_last": [None], "time_since_first": [None], "max": ["x", "n"], "min": ["x", "n"], "std": ["x", "n"], "var": ["x"]}
     feats = []
     for i in range(draw(st.integers(1, 4))):
         agg = draw(st.sampled_from(sorted(aggs)))
@@ -184,7 +184,8 @@ def _hop_scenarios(draw: st.DrawFn) -> Scenario:
 @given(_hop_scenarios())
 def test_engine_hop_windows_match_oracle(sc: Scenario) -> None:
     """Hop windows (count/sum/mean/count_distinct from prefix tables plus the late rows per bucket; first,
-    last, last_k by the walk; max by pairs) against the oracle."""
+    last, last_k by the walk; min/max rolled plus the head of the start's bucket; std/var from prefix sums
+    plus the late rows) against the oracle."""
     check_matches_oracle(sc)
 
 

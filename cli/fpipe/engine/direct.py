@@ -141,23 +141,25 @@ def direct_windows(
 
 
 def window_pairs_if_cheap(
-    group: EventGroup, sp: pl.DataFrame, window: timedelta, inclusive: bool, feats: Sequence[FeatureSpec], limit: int
+    group: EventGroup, sp: pl.DataFrame, window: timedelta, hop: timedelta | None, inclusive: bool,
+    feats: Sequence[FeatureSpec], limit: int,
 ) -> dict[tuple[str, timedelta], Direct]:
-    """Spine rows of small keys (see `small_rows`) get every windowed aggregation of `window` from one
+    """Spine rows of small keys (see `small_rows`; for a hop window, small for its length plus the hop, as far
+    back as its rounded start reaches) get every windowed aggregation of (`window`, `hop`) from one
     enumeration of their (spine row, in-window event) pairs and one group-by: cheaper than prefix tables
     and rolling passes when windows hold few events, and exact by construction."""
     done: dict[tuple[str, timedelta], Direct] = {}
-    small = pl.Series(small_rows(group, sp, window, limit))
+    small = pl.Series(small_rows(group, sp, window + (hop or timedelta(0)), limit))
     if not small.any():
         return done
-    condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, None)
+    condition = K.window_condition(Cutoff.INCLUSIVE if inclusive else Cutoff.EXCLUSIVE, window, hop)
     many = [(f"_f{i}", f.agg or "", f.column is not None, f.k, f.ddof) for i, f in enumerate(feats)]
     t = pl.col(K.T)
-    res = window_aggregate(group, sp.filter(small), t - pl.lit(window), t, inclusive, condition, "", False, many=many)
+    res = window_aggregate(group, sp.filter(small), K.window_start(t, window, hop), t, inclusive, condition, "", False, many=many)
     aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
     for i, f in enumerate(feats):
         done[(f.name, window)] = Direct(
             aligned.get_column(f"_f{i}_v"), aligned.get_column(f"_f{i}_n").fill_null(0), small, group,
-            group.schema["_v"], ~small, ("pairs", window, inclusive),
+            group.schema["_v"], ~small, ("pairs", window, hop, inclusive),
         )
     return done

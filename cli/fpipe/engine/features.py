@@ -4,21 +4,25 @@ All features of one entity share one sorted spine (by key id, then time); featur
 events (source, `where`, column) share their sorted prefix and rank tables (engine/groups.py).
 
 Kernel choice (ARCHITECTURE.md lists each algorithm and its cost):
-- windowed count/sum/mean/min/max (any hop), std, var (no hop), small keys -> direct enumeration (engine/direct.py)
+- windowed count, sum, mean, min, max, std, var (any hop) of small keys -> direct enumeration (engine/direct.py)
 - count, sum, mean                               -> cumulative (with a hop: plus the late rows per bucket)
 - latest                                         -> ordered (running max rank), then `ttl`
 - last, time_since_last (no hop)                 -> ordered over non-null rows, then the window edge
 - first, time_since_first without window         -> ordered (running min rank) over non-null rows
 - first/time_since_first over a window, last_k, last/time_since_last with a hop -> walk of the window's rows
-- min, max with a window (no hop)                -> rolling extreme + pending rows (engine/windowed.py)
+- min, max with a window (any hop)               -> rolling extreme (+ the hop bucket's head) + pending rows (engine/windowed.py)
 - min, max without a window                      -> running extreme
+- min, max of strings, decimals, booleans, times -> the two above over the values' dense ranks
 - count_distinct without a window                -> running count of first visibilities
 - count_distinct over a window                   -> counts of records less replaced records
-- std, var (no hop)                              -> compensated prefix sums of shifted values, pairs where untrusted
-- everything else (min, max, std, var with a hop) -> window pairs (engine/windowed.py)
+- std, var (any hop)                             -> compensated prefix sums of shifted values (with a hop: plus
+                                                   the late rows per bucket), pairs where untrusted
+- everything else (min/max of Categorical, lists) -> window pairs (engine/windowed.py)
 Labels: count -> positions in packed (key, event time) order (engine/windows.range_counts), falling back
 to cumulative; sum, mean -> cumulative over event time; count_distinct -> counts of records; first, last,
-time_since_* -> one end of the window's positions; numeric min/max -> rolling; std, var -> window pairs.
+time_since_* -> one end of the window's positions; numeric min/max -> rolling; std, var, min/max of other
+ordered types -> window pairs (small keys), else prefix sums over event time (std, var) or rolling over the
+values' ranks (min, max).
 
 Spine and event preparation live in engine/events.py, finishing a column in engine/finish.py.
 """
@@ -39,6 +43,7 @@ from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
 from fpipe.engine.windowed import (
+    extreme_by_rank,
     marker_frame,
     pairs_of,
     recompute_rows,
@@ -150,34 +155,41 @@ def _late_in_bucket(
     return s, n
 
 
+Late = tuple[pl.Series, pl.Series] | None  # (sum, count) of rows a prefix difference leaves out (`_late_in_bucket`)
+
+
 def moment_stats(
     group: EventGroup,
-    tables: Callable[[EventGroup], tuple[pl.DataFrame, pl.DataFrame | None]],
+    tables: Callable[[EventGroup], tuple[pl.DataFrame, pl.DataFrame | None, Late]],
     agg: str,
     ddof: int,
     exact: Callable[[pl.Series, pl.Series, pl.Series], tuple[pl.Series, pl.Series]],
 ) -> tuple[pl.Series, pl.Series]:
     """std / var (value, n) per spine row from the window's count n and its sums S1, S2 of y and y^2 (y = x - c,
     c: `EventGroup.moment_groups`), each the difference of the two lookups `tables` gives into a compensated
-    prefix table of that moment group (like `sum`): O((n+m) log), no pairs. M2 = S2 - S1^2 / n is then trusted
-    only where a bound on its rounding error is below `MOMENTS_MAX_ERROR` x M2; the bound counts the window (a
-    few ulps of S2) and the key's history (the running error sums, k^2 eps^2 of the prefix over k rows). The
-    other rows (a window far from c against its spread, one after huge values, or without spread) are
-    handed to `exact` (mask, value, n), which recomputes them from their pairs."""
+    prefix table of that moment group (like `sum`), plus the late rows of a hop window it may give: O((n+m)
+    log), no pairs. M2 = S2 - S1^2 / n is then trusted only where a bound on its rounding error is below
+    `MOMENTS_MAX_ERROR` x M2; the bound counts the window (a few ulps of S2) and the key's history (the running
+    error sums, k^2 eps^2 of the prefixes over k rows). The other rows (a window far from c against its
+    spread, one after huge values, or without spread) are handed to `exact` (mask, value, n), which
+    recomputes them from their pairs."""
     sums = []
     y, y2 = group.moment_groups()
-    for g in (y, y2):  # y, then y^2: `plus` is left at y^2's, whose history the bound reads
+    for g in (y, y2):  # y, then y^2: `plus` and `late` are left at y^2's, whose history the bound reads
         if g is y2:
             y2.share_sorted(y)
-        plus, minus = tables(g)
-        sums.append(K.cumulative_from_tables(plus, minus, "sum", pl.Float64()))
+        plus, minus, late = tables(g)
+        s, n = K.cumulative_from_tables(plus, minus, "sum", pl.Float64())
+        if late is not None:
+            s, n = s + late[0], n + late[1]
+        sums.append((s, n))
     (s1, n), (s2, _) = sums
     eps = float(np.finfo(np.float64).eps)
-    frame = pl.DataFrame({
-        "s1": s1, "s2": s2, "n": n,
-        "k": plus.get_column("_cn").fill_null(0).cast(pl.Float64),  # rows summed so far: the history's length
-        "p2": plus.get_column("_cs").fill_null(0.0),  # the running sum of y^2 there (>= every earlier one)
-    })
+    k = plus.get_column("_cn").fill_null(0).cast(pl.Float64)  # rows summed so far: the history's length
+    p2 = plus.get_column("_cs").fill_null(0.0)  # the running sum of y^2 there (>= every earlier one)
+    if late is not None:  # their own running sums: a history of their own, summed in a table of their own
+        k, p2 = k + late[1].cast(pl.Float64), p2 + late[0]
+    frame = pl.DataFrame({"s1": s1, "s2": s2, "n": n, "k": k, "p2": p2})
     s1_, s2_, n_, k_, p2_ = (pl.col(c) for c in ("s1", "s2", "n", "k", "p2"))
     history = 2 * k_ * k_ * eps * eps
     err_s2 = 4 * eps * s2_ + history * p2_
@@ -293,7 +305,15 @@ class EntityFeatures:
         if rolls(agg, window, hop, value_dtype):
             condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
             assert window is not None
-            return windowed_extreme(group, sp, agg, window, inclusive, condition, dtype)
+            return windowed_extreme(group, sp, agg, window, inclusive, condition, dtype, hop)
+        if agg in ("min", "max") and extreme_by_rank(value_dtype):  # the value at the extreme of the ranks
+            of, values = group.ranked_values()
+            condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
+            if window is None:
+                rank, n, _ = self._running_extreme(of, agg, inclusive, pl.Int64())
+            else:
+                rank, n, _ = windowed_extreme(of, sp, agg, window, inclusive, condition, pl.Int64(), hop)
+            return values.gather(rank), n, dtype
         if agg in CUMULATIVE:
             value, n = window_total(group, sp, t, window, agg, inclusive, hop)
             return value, n, dtype
@@ -325,7 +345,7 @@ class EntityFeatures:
             return self._running_extreme(group, agg, inclusive, dtype)
         if agg == "count_distinct" and window is None:
             return self._distinct_so_far(group, inclusive, dtype)
-        if agg in ("std", "var") and hop is None and value_dtype.is_numeric():
+        if agg in ("std", "var") and value_dtype.is_numeric():
             return self._moments(feature, group, inclusive, condition, dtype)
         if agg == "count_distinct":
             assert window is not None
@@ -405,18 +425,24 @@ class EntityFeatures:
     def _moments(
         self, feature: FeatureSpec, group: EventGroup, inclusive: bool, condition: K.CondBuilder, dtype: pl.DataType
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
-        """std / var over a window (no hop) or all history (`moment_stats`): the sums of the window are the `_vis`
-        prefix at t less the `_et` prefix at t - w; untrusted rows are recomputed from their window's pairs."""
-        agg, window, ddof = feature.agg or "", feature.window, feature.ddof
+        """std / var over a window (any hop) or all history (`moment_stats`): the sums of the window are the `_vis`
+        prefix at t less the `_et` prefix at the window start (t - w, rounded down to the hop), plus, with a
+        hop, the rows at least a window late in the start's bucket (`_late_in_bucket`, as `window_total`);
+        untrusted rows are recomputed from their window's pairs."""
+        agg, window, hop, ddof = feature.agg or "", feature.window, feature.hop, feature.ddof
         sp, t = self.es.sorted, pl.col(K.T)
 
-        def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None, Late]:
             plus = K.lookup(sp, t, g.prefix_table("_vis", window, True), "_vis", inclusive)
-            minus = K.lookup(sp, t - pl.lit(window), g.prefix_table("_et", window, True), "_et", inclusive) if window else None
-            return plus, minus
+            if window is None:
+                return plus, None, None
+            minus = K.lookup(sp, K.window_start(t, window, hop), g.prefix_table("_et", window, True), "_et", inclusive)
+            if hop is None or g.max_late is None or g.max_late < window:  # max_late: read by prefix_table
+                return plus, minus, None
+            return plus, minus, _late_in_bucket(g, sp, t, window, hop, True, inclusive)
 
         def exact(mask: pl.Series, value: pl.Series, n: pl.Series) -> tuple[pl.Series, pl.Series]:
-            return recompute_rows(group, sp, mask, value, n, window, inclusive, condition, agg, ddof)
+            return recompute_rows(group, sp, mask, value, n, window, inclusive, condition, agg, ddof, hop=hop)
 
         value, n = moment_stats(group, tables, agg, ddof, exact)
         return value, n, dtype
@@ -449,12 +475,12 @@ class EntityFeatures:
             return bool(f.window is not None
                         and f.agg not in (None, "latest", "last", "time_since_last", "count_distinct", "first",
                                           "time_since_first", "last_k")
-                        and f.source and f.entity and f.source in frames and (f.hop is None or numpy_path(f)))
+                        and f.source and f.entity and f.source in frames)
 
         for f in features:  # a windowed row count shares the enumeration of a numeric column of the same rows
             if windowed(f) and f.column and numpy_path(f):
                 self._count_columns.setdefault((f.source or "", f.entity or "", f.where), f.column)
-        by_window: dict[tuple[int, timedelta, bool], tuple[EventGroup, list[FeatureSpec]]] = {}
+        by_window: dict[tuple[int, timedelta, timedelta | None, bool], tuple[EventGroup, list[FeatureSpec]]] = {}
         direct: dict[tuple[int, bool], tuple[EventGroup, list[FeatureSpec]]] = {}
         for f in features:
             if windowed(f):
@@ -465,11 +491,11 @@ class EntityFeatures:
                     direct.setdefault((id(group), inclusive), (group, []))[1].append(f)
                 else:
                     group = self._feature_group(f, frames[f.source or ""])
-                    by_window.setdefault((id(group), f.window, inclusive), (group, []))[1].append(f)
+                    by_window.setdefault((id(group), f.window, f.hop, inclusive), (group, []))[1].append(f)
         for (_, inclusive), (group, feats) in direct.items():
             self.direct.update(direct_windows(group, self.es.sorted, inclusive, feats, DIRECT_WINDOW_EVENTS))
-        for (_, window, inclusive), (group, feats) in by_window.items():
-            self.direct.update(window_pairs_if_cheap(group, self.es.sorted, window, inclusive, feats, SMALL_KEY_EVENTS))
+        for (_, window, hop, inclusive), (group, feats) in by_window.items():
+            self.direct.update(window_pairs_if_cheap(group, self.es.sorted, window, hop, inclusive, feats, SMALL_KEY_EVENTS))
         for f in features:
             if not (f.source and f.entity and f.agg) or f.source not in frames:
                 continue
@@ -536,36 +562,55 @@ class EntityFeatures:
             else:
                 value = ranked.get_column("_v").gather(hit)
             return value, found.cast(pl.Int64), dtype
-        if agg in ("min", "max") and rolls_over(group.schema["_v"]):  # rolling extremes, the windows' ends as markers
-            closed: Literal["left", "right"] = "right" if inclusive else "left"
-            rolled = marker_frame(sp, group.events, end).select(
-                K.ROW, K.rolling(agg, "_time", horizon, closed).over("_kid").alias("_x"),
-                K.rolling("count", "_time", horizon, closed).over("_kid").alias("_c"),
-            ).filter(pl.col(K.ROW).is_not_null())
-            aligned = sp.select(K.ROW).join(rolled, on=K.ROW, how="left", maintain_order="left")
-            return aligned.get_column("_x"), aligned.get_column("_c").fill_null(0).cast(pl.Int64), dtype
+        if agg in ("min", "max") and rolls_over(group.schema["_v"]):
+            x, c = _label_extreme(group, sp, end, horizon, inclusive, agg)
+            return x, c, dtype
         condition = K.label_condition(cutoff, gap, horizon)
+        if agg in ("min", "max") and extreme_by_rank(group.schema["_v"]):
+
+            def by_rank(own: EventGroup, rows: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+                of, values = own.ranked_values()
+                rank, c = _label_extreme(of, rows, end, horizon, inclusive, agg)
+                return values.gather(rank), c
+
+            return self._label_by_key_size(group, start, end, horizon, inclusive, condition, agg, dtype, by_rank)
         if agg in ("std", "var") and group.schema["_v"].is_numeric():
-            return self._label_moments(group, start, end, horizon, inclusive, condition, agg, dtype)
-        # min/max of strings and decimals: the events of each row's forward window only (a position range)
+
+            def moments(own: EventGroup, rows: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+                def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None, Late]:
+                    table = g.prefix_table("_et", None, True)
+                    return K.lookup(rows, end, table, "_et", inclusive), K.lookup(rows, start, table, "_et", inclusive), None
+
+                def exact(mask: pl.Series, v: pl.Series, c: pl.Series) -> tuple[pl.Series, pl.Series]:
+                    return recompute_rows(
+                        own, rows, mask, v, c, None, inclusive, condition, agg, 1,
+                        pairs=lambda part: window_aggregate(own, part, start, end, inclusive, condition, agg, True),
+                    )
+
+                return moment_stats(own, tables, agg, 1, exact)
+
+            return self._label_by_key_size(group, start, end, horizon, inclusive, condition, agg, dtype, moments)
+        # min/max of other types (Categorical, lists...): the events of each row's forward window only
         res = window_aggregate(group, sp, start, end, inclusive, condition, agg, has_value)
         aligned = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
         return aligned.get_column(K.VAL), aligned.get_column(K.N).fill_null(0), dtype
 
-    def _label_moments(
+    def _label_by_key_size(
         self, group: EventGroup, start: pl.Expr, end: pl.Expr, horizon: timedelta, inclusive: bool,
         condition: K.CondBuilder, agg: str, dtype: pl.DataType,
+        big: Callable[[EventGroup, pl.DataFrame], tuple[pl.Series, pl.Series]],
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
-        """Label std / var. Rows of keys small for the horizon (never more than `SMALL_KEY_EVENTS` events in one
-        window of that length: at most that many pairs a row) take their window's pairs; the other keys' rows the
-        compensated prefix sums of shifted values over event time (`moment_stats`, as features), over those keys'
-        events only, their untrusted rows the pairs. At M (10M events, 1M rows, 7 days) every key is small:
-        pairs, 6 s; prefix sums for every key took 12 s there."""
+        """A label whose fast kernel costs more than few pairs (std/var: prefix sums of moments; min/max of
+        strings, decimals, times: their ranks). Rows of keys small for the horizon (never more than
+        `SMALL_KEY_EVENTS` events in one window of that length: at most that many pairs a row) take their
+        window's pairs; the other keys' rows `big` (their events only, in event-time order; their rows). At M
+        (10M events, 1M rows, 7 days) every key is small: label std as pairs 12 s, as prefix sums for every key
+        27 s; label max of a string 12 s, by ranks for every key 18 s."""
         sp = self.es.sorted
         by_et = group.by_event_time()
-        big = W.big_keys(by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), window_us(horizon), SMALL_KEY_EVENTS)
-        small = pl.Series(W.small_rows(sp.get_column("_kid").to_numpy(), big))
-        value = pl.Series([None] * sp.height, dtype=pl.Float64)
+        big_keys = W.big_keys(by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), window_us(horizon), SMALL_KEY_EVENTS)
+        small = pl.Series(W.small_rows(sp.get_column("_kid").to_numpy(), big_keys))
+        value = pl.Series([None] * sp.height, dtype=dtype)
         n = pl.zeros(sp.height, pl.Int64, eager=True)
         if small.any():
             res = window_aggregate(group, sp.filter(small), start, end, inclusive, condition, agg, True)
@@ -576,20 +621,23 @@ class EntityFeatures:
             return value, n, dtype
         rows = sp.filter(~small)
         own = EventGroup(by_et.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left"))
-        own.by_et = own.events  # still in event-time order: the moment groups keep it
-
-        def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-            table = g.prefix_table("_et", None, True)
-            return K.lookup(rows, end, table, "_et", inclusive), K.lookup(rows, start, table, "_et", inclusive)
-
-        def exact(mask: pl.Series, v: pl.Series, c: pl.Series) -> tuple[pl.Series, pl.Series]:
-            return recompute_rows(
-                own, rows, mask, v, c, None, inclusive, condition, agg, 1,
-                pairs=lambda part: window_aggregate(own, part, start, end, inclusive, condition, agg, True),
-            )
-
-        b_value, b_n = moment_stats(own, tables, agg, 1, exact)
+        own.by_et = own.events  # still in event-time order: derived groups keep it
+        b_value, b_n = big(own, rows)
         child_row = pl.select(pl.when(~small).then((~small).cast(pl.Int64).cum_sum() - 1)).to_series()
         value = pl.select(pl.when(small).then(value).otherwise(b_value.gather(child_row))).to_series()
         n = pl.select(pl.when(small).then(n).otherwise(b_n.gather(child_row))).to_series()
         return value, n, dtype
+
+
+def _label_extreme(
+    group: EventGroup, rows: pl.DataFrame, end: pl.Expr, horizon: timedelta, inclusive: bool, agg: str,
+) -> tuple[pl.Series, pl.Series]:
+    """A label's min/max (numbers) and count over the forward window ending at `end`, per row of `rows`: rolling
+    extremes over event time with the windows' ends as markers (labels read no visibility: nothing pending)."""
+    closed: Literal["left", "right"] = "right" if inclusive else "left"
+    rolled = marker_frame(rows, group.events, end).select(
+        K.ROW, K.rolling(agg, "_time", horizon, closed).over("_kid").alias("_x"),
+        K.rolling("count", "_time", horizon, closed).over("_kid").alias("_c"),
+    ).filter(pl.col(K.ROW).is_not_null())
+    aligned = rows.select(K.ROW).join(rolled, on=K.ROW, how="left", maintain_order="left")
+    return aligned.get_column("_x"), aligned.get_column("_c").fill_null(0).cast(pl.Int64)

@@ -62,6 +62,7 @@ class EventGroup:
     key_ranked: pl.DataFrame | None = None  # `ranked` in key order (`by_key_rank`)
     moments: tuple[EventGroup, EventGroup] | None = None  # `_v` = x - c and its square (`moment_groups`)
     distinct: dict[str, tuple[EventGroup, EventGroup]] = field(default_factory=dict)  # count_distinct (`distinct_items`)
+    value_ranks: tuple[EventGroup, pl.Series] | None = None  # `_v` as ranks, and the values (`ranked_values`)
     _height: int | None = None  # the plan's row count, while it is a plan
 
     @property
@@ -155,6 +156,20 @@ class EventGroup:
                 y.by_et, y2.by_et = y.events, y2.events
             self.moments = (y, y2)
         return self.moments
+
+    def ranked_values(self) -> tuple[EventGroup, pl.Series]:
+        """The events with `_v` replaced by its dense rank among the group's distinct values (0-based, Int64;
+        null stays null), and those values in rank order. min/max of an ordered type the rolling and running
+        kernels do not take (strings, decimals, booleans, dates and times) is the value at the min/max of the
+        ranks: Polars ranks and sorts by the same order its min/max compare by. O(n log n) once per group."""
+        if self.value_ranks is None:
+            source = self.by_et if self.by_et is not None else self.events  # keep the event-time order if sorted
+            values = source.get_column("_v").drop_nulls().unique().sort()
+            ranked = EventGroup(source.with_columns((pl.col("_v").rank("dense").cast(pl.Int64) - 1).alias("_v")))
+            if self.by_et is not None:
+                ranked.by_et = ranked.events
+            self.value_ranks = (ranked, values)
+        return self.value_ranks
 
     def share_sorted(self, other: EventGroup) -> None:
         """Take `other`'s sorted tables for the ones not built yet, with `_v` squared: y^2's rows are y's

@@ -69,10 +69,14 @@ def prefix_table(
     # Compensated running sum: `_ce` accumulates the exact rounding error of each step of `_cs` (Knuth's
     # TwoSum; Polars' cum_sum is a sequential loop), so a difference of two prefixes is accurate to the
     # window's own magnitude instead of the key's whole history (1e12 outside a window of 0.1s).
-    prev = pl.col("_cs").shift(1).over("_kid").fill_null(0.0)
-    bp = pl.col("_cs") - prev
-    err = (prev - (pl.col("_cs") - bp)) + (pl.col("_x") - bp)
-    return table.with_columns(err.cum_sum().over("_kid").alias("_ce")).drop("_x")
+    # (rows are in key blocks: the previous row's sum within the key is a plain shift, no window expression;
+    # a window expression nested in `over` is evaluated group by group: 3.8 s instead of 0.4 s on 10M rows)
+    kid = pl.col("_kid")
+    prev = pl.when(kid == kid.shift(1)).then(pl.col("_cs").shift(1)).otherwise(0.0).fill_null(0.0)
+    bp = pl.col("_cs") - pl.col("_prev")
+    err = (pl.col("_prev") - (pl.col("_cs") - bp)) + (pl.col("_x") - bp)
+    table = table.with_columns(prev.alias("_prev")).with_columns(err.alias("_e"))
+    return table.with_columns(pl.col("_e").cum_sum().over("_kid").alias("_ce")).drop("_x", "_prev", "_e")
 
 
 PACKED_SORT_MIN_ROWS = 50_000  # below this the three-column sort is as fast

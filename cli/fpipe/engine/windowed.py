@@ -1,10 +1,11 @@
 """Windowed aggregations of the keys that are not small (engine/direct.py has the small ones).
 
-- min, max over a window: a rolling extreme over event time with the spine instants as markers, exact for
-  every spine row without a *pending* row; rows with one are recomputed from their windows' events.
-- the windowed aggregations without a faster kernel (min, max, std, var with a `hop`; label std/var; the rows
-  a fast path cannot vouch for): the (spine row, in-window event) pairs, found as position ranges in the
-  key's event-time order, aggregated by chunks.
+- min, max over a window: a rolling extreme over event time with the spine instants as markers (with a hop,
+  plus the head of the window start's hop bucket), exact for every spine row without a *pending* row; rows
+  with one are recomputed from their windows' events.
+- the windowed aggregations without a faster kernel (min/max of strings and decimals; small keys' std/var;
+  the rows a fast path cannot vouch for): the (spine row, in-window event) pairs, found as position ranges in
+  the key's event-time order, aggregated by chunks.
 (count, sum, mean, count_distinct use prefix tables, first/last_k a walk: engine/features.py.)
 
 `sp` is always the entity's sorted spine (`EntitySpine.sorted`: `_row`, `_kid`, `_t`).
@@ -30,9 +31,17 @@ def rolls_over(value_dtype: pl.DataType) -> bool:
     return value_dtype.is_integer() or value_dtype.is_float()
 
 
+def extreme_by_rank(value_dtype: pl.DataType) -> bool:
+    """Values whose min/max are taken over their ranks (`EventGroup.ranked_values`): the ordered types the
+    rolling kernels do not take."""
+    if rolls_over(value_dtype):
+        return False
+    return value_dtype in (pl.String, pl.Boolean) or isinstance(value_dtype, pl.Decimal) or value_dtype.is_temporal()
+
+
 def rolls(agg: str, window: timedelta | None, hop: timedelta | None, value_dtype: pl.DataType) -> bool:
-    """Windowed aggregations computed by rolling over event time (see `windowed_extreme`)."""
-    if window is None or hop is not None:
+    """Windowed aggregations computed by rolling over event time, with or without a hop (see `windowed_extreme`)."""
+    if window is None:
         return False
     return agg in ("min", "max") and rolls_over(value_dtype)
 
@@ -140,13 +149,16 @@ def windowed_extreme(
     inclusive: bool,
     condition: K.CondBuilder,
     dtype: pl.DataType,
+    hop: timedelta | None = None,
 ) -> tuple[pl.Series, pl.Series, pl.DataType]:
-    """min and max over a window.
+    """min and max over a window, with or without a hop.
 
     A rolling extreme over event time (the spine instants inserted as markers) is exact for every
     spine row with no *pending* row: a row whose event time is inside the window but which is not yet
     visible at t. The rolling max of `_vis` over the same window tells exactly which spine rows have
     one (max `_vis` >= t, or > t with an inclusive cutoff); those are recomputed by the pairs kernel.
+    A hop window [s, t) (s = t - w rounded down to the hop) is the rolled [t - w, t) and its head
+    [s, t - w), which `bucket_head` reads with its extreme, count and latest `_vis` alike.
     (Sums are not rolled: a rolling sum subtracts the rows leaving the window and keeps their
     rounding error; compensated prefix sums do not.)
     """
@@ -154,11 +166,46 @@ def windowed_extreme(
     n = group.rolled[("count", window, inclusive)].fill_null(0).cast(pl.Int64)
     value = group.rolled[(agg, window, inclusive)]
     max_vis = group.rolled[("max_vis", window, inclusive)]
+    if hop is not None:
+        h_value, h_n, h_vis = bucket_head(group, sp, agg, window, hop, inclusive)
+        pick = pl.max_horizontal if agg == "max" else pl.min_horizontal
+        both = pl.DataFrame({"a": value, "b": h_value, "va": max_vis, "vb": h_vis})
+        joined = both.select(pick("a", "b").alias("x"), pl.max_horizontal("va", "vb").alias("vis"))
+        value, max_vis, n = joined.get_column("x"), joined.get_column("vis"), n + h_n
     t_s = sp.get_column(K.T)
     pending = (max_vis > t_s if inclusive else max_vis >= t_s).fill_null(False)
-    value, n = recompute_rows(group, sp, pending, value, n, window, inclusive, condition, agg)
+    value, n = recompute_rows(group, sp, pending, value, n, window, inclusive, condition, agg, hop=hop)
     value = pl.select(pl.when(n > 0).then(value).otherwise(None)).to_series()
     return value.cast(dtype), n, dtype
+
+
+def bucket_head(
+    group: EventGroup, sp: pl.DataFrame, agg: str, window: timedelta, hop: timedelta, inclusive: bool,
+) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """(extreme, row count, latest `_vis`) per spine row of the events in the head [s, t - w) of its hop window
+    ((s, t - w] inclusive), visible or not. s = t - w rounded down to the hop, so t - w < s + hop: the head's
+    events are those of the hop bucket [s, s + hop) of event time ((s, s + hop] inclusive) that come before
+    t - w (at or before it). So: running extremes per (key, bucket) in event-time order, one as-of lookup at
+    t - w. O((n+m) log)."""
+    hop_us = hop // timedelta(microseconds=1)
+    et = pl.col("_et").dt.epoch("us") - (1 if inclusive else 0)  # (s, s + hop] -> [s, s + hop) when inclusive
+    bucket = et - et % hop_us
+    kid = pl.col("_kid")
+    # (key, bucket) ids in (key, event time) order: both only grow within a key
+    gid = ((kid != kid.shift(1)) | (bucket != bucket.shift(1))).fill_null(True).cum_sum().cast(pl.Int64)
+    running = pl.col("_v").cum_max() if agg == "max" else pl.col("_v").cum_min()
+    table = group.by_event_time().select(kid, bucket.alias("_b"), gid.alias("_g"), "_et", "_v", "_vis").with_columns(
+        running.over("_g").alias("_x"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_g").alias("_cn"),
+        pl.col("_vis").cum_max().over("_g").alias("_mv"),
+    )
+    buckets = table.select("_kid", "_b", "_g").unique("_g", keep="first", maintain_order=True)
+    t = pl.col(K.T)
+    rows = sp.select("_kid", K.window_start(t, window, hop).dt.epoch("us").alias("_b"), t).join(
+        buckets, on=["_kid", "_b"], how="left", maintain_order="left",
+    ).select(pl.col("_g").alias("_kid"), K.T)  # sorted by (bucket id, t): s grows with t
+    found = K.lookup(rows, t - pl.lit(window), table.select(pl.col("_g").alias("_kid"), "_et", "_x", "_cn", "_mv"), "_et", inclusive)
+    return found.get_column("_x"), found.get_column("_cn").fill_null(0), found.get_column("_mv")
 
 
 def pairs_of(
@@ -176,15 +223,15 @@ def pairs_of(
 def recompute_rows(
     group: EventGroup, sp: pl.DataFrame, mask: pl.Series, value: pl.Series, n: pl.Series, window: timedelta | None,
     inclusive: bool, condition: K.CondBuilder, agg: str, ddof: int = 1,
-    pairs: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    pairs: Callable[[pl.DataFrame], pl.DataFrame] | None = None, hop: timedelta | None = None,
 ) -> tuple[pl.Series, pl.Series]:
     """(value, n) over `sp` with the rows of `mask` recomputed exactly from their pairs (the rows a fast path
-    cannot vouch for: pending rows of a rolling extreme, untrusted std/var): `pairs_of` their window, or
-    `pairs` (a label's forward window)."""
+    cannot vouch for: pending rows of a rolling extreme, untrusted std/var): `pairs_of` their window (rounded
+    to `hop`), or `pairs` (a label's forward window)."""
     if not mask.any():
         return value, n
     rows = sp.filter(mask)
-    res = pairs(rows) if pairs is not None else pairs_of(group, rows, window, None, inclusive, condition, agg, True, None, ddof)
+    res = pairs(rows) if pairs is not None else pairs_of(group, rows, window, hop, inclusive, condition, agg, True, None, ddof)
     fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
     value = pl.select(pl.when(mask).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
     n = pl.select(pl.when(mask).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
