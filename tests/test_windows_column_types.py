@@ -169,3 +169,31 @@ def test_extremes_of_ordered_types_by_rank_match_the_pairs(kind: str) -> None:
     assert outs[0].equals(outs[2]) and outs[1].equals(outs[3])
     assert outs[0].schema["min_1"] == src.schema["c"] and outs[1].schema["y"] == src.schema["c"]
     assert outs[0].get_column("max_1").null_count() < outs[0].height  # the windows are not all empty
+
+
+@pytest.mark.parametrize("limit", [None, 0], ids=["small-keys", "every-key-big"])
+def test_a_float_extreme_of_zero_has_one_sign_on_every_path(limit: int | None) -> None:
+    """Review: of -0.0 and 0.0 at one event time the rolling kernel (big keys) kept -0.0 and the small keys'
+    numpy reduction 0.0, so a key's bytes depended on the threshold. min/max of zero is now +0.0 (also labels)."""
+    import math
+    from contextlib import nullcontext
+
+    from test_engine_paths import small_key_events
+
+    src = pl.DataFrame(
+        {"uid": [1, 1, 1], "k2": ["p"] * 3, "ts": [at(10), at(14), at(14)], "avail": [at(15), at(14), at(14)],
+         "c": [1.2, -0.0, 0.0]},
+        schema={"uid": pl.Int64, "k2": pl.String, "ts": UTC_US, "avail": UTC_US, "c": pl.Float64},
+    )
+    feats = [feature(f"{agg}_{i}", agg, "c", **kw) for agg in ("min", "max") for i, kw in enumerate(
+        [{"window": mins(5), "hop": mins(1)}, {"window": mins(5)}])]
+    spine = pl.DataFrame({"uid": [1], "k2": ["p"], "t": [at(14.5)]}, schema={"uid": pl.Int64, "k2": pl.String, "t": UTC_US})
+    # the label's window (13, 14] (inclusive) holds the two zeros only, and ends at the source's last event
+    lbl = label("y", "max", "c", horizon=mins(1), cutoff=Cutoff.INCLUSIVE)
+    label_spine = spine.with_columns(pl.lit(at(13)).cast(UTC_US).alias("t"))
+    with small_key_events(limit) if limit is not None else nullcontext():
+        out = build_frame(make_defs(feats), "ts", sources={"ev": src, "cb": src.clear()}, spine=spine).frame
+        labelled = build_frame(make_defs([feature("n", "count")], lbl), "ts", sources={"ev": src, "cb": src.clear()},
+                               spine=label_spine).frame
+    values = [out.item(0, f.name) for f in feats] + [labelled.item(0, "y")]
+    assert all(v == 0.0 and math.copysign(1.0, v) == 1.0 for v in values), values

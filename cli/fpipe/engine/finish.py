@@ -21,9 +21,13 @@ def output_dtype(agg: str, value_dtype: pl.DataType, has_value: bool) -> pl.Data
 
 
 def finish(value: pl.Series, n: pl.Series, name: str, agg: str, default: Any, dtype: pl.DataType) -> pl.Series:
-    """Empty windows: 0 for count/count_distinct/sum, else null; then `default` when empty."""
+    """Empty windows: 0 for count/count_distinct/sum, else null; then `default` when empty. A float min/max of
+    zero is +0.0: of -0.0 and 0.0 (equal) the kernels keep different ones (the rolling extreme the first in
+    event-time order, numpy's reduction another), so a key's bytes would depend on the path it takes."""
     frame = pl.DataFrame({"_v": value, "_n": n})
     val = pl.col("_v")
+    if agg in ("min", "max") and dtype.is_float():
+        val = pl.when(val == 0).then(pl.lit(0.0, dtype)).otherwise(val)
     empty = K.empty_value(agg, dtype)
     if empty is not None:
         val = pl.when(pl.col("_n") == 0).then(pl.lit(empty).cast(dtype)).otherwise(val)
