@@ -38,7 +38,7 @@ import polars as pl
 
 from fpipe.engine import kernels as K
 from fpipe.engine import windows as W
-from fpipe.engine.direct import Direct, direct_windows, us, window_pairs_if_cheap, window_us
+from fpipe.engine.direct import Direct, direct_windows, small_rows, us, window_pairs_if_cheap, window_us
 from fpipe.engine.events import EntitySpine, entity_spine, prepare_events
 from fpipe.engine.finish import cast_declared, output_dtype
 from fpipe.engine.groups import WIDE_INTEGERS, EventGroup, value_dtype_for_sum
@@ -132,22 +132,16 @@ def _late_in_bucket(
     late, its event time is then before t - w < s + hop, so it counts iff it is visible at t and its event time
     is in [s, s + hop) ((s, s + hop] inclusive): one as-of lookup per spine row in a prefix table over
     visibility of those rows, per (key, hop bucket of the event time)."""
-    hop_us = hop // timedelta(microseconds=1)
-    et = pl.col("_et").dt.epoch("us") - (1 if inclusive else 0)  # (s, s + hop] -> [s, s + hop) when inclusive
     late = group.events.filter((pl.col("_vis") - pl.col("_et")) >= window)
     if with_value:
         late = late.with_columns(pl.col("_v").cast(value_dtype_for_sum(late.schema["_v"])))
-    late = late.select("_kid", (et - et % hop_us).alias("_b"), "_vis", "_pos", "_v")
+    late = late.select("_kid", K.hop_bucket(hop, inclusive).alias("_b"), "_vis", "_pos", "_v")
     buckets = late.select("_kid", "_b").unique().sort("_kid", "_b").with_row_index("_g")  # ids in (key, bucket) order
     table = K.prefix_table(
         late.join(buckets, on=["_kid", "_b"]).select(pl.col("_g").cast(pl.Int64).alias("_kid"), "_vis", "_pos", "_v"),
         "_vis", with_value,
     )
-    # each spine row's (key, window start) bucket: rows stay sorted by (bucket id, t), as the lookup needs
-    rows = sp.select("_kid", K.window_start(at, window, hop).dt.epoch("us").alias("_b"), at.alias(K.T)).join(
-        buckets, on=["_kid", "_b"], how="left", maintain_order="left",
-    ).select(pl.col("_g").cast(pl.Int64).alias("_kid"), K.T)
-    found = K.lookup(rows, pl.col(K.T), table, "_vis", inclusive)
+    found = K.lookup(K.rows_by_bucket(sp, at, window, hop, buckets), pl.col(K.T), table, "_vis", inclusive)
     n = found.get_column("_cn").fill_null(0)
     if not with_value:
         return n, n
@@ -268,12 +262,8 @@ class EntityFeatures:
             assert window is not None
             child, child_group = self._big_keys_part(direct.group, direct.part, direct.others, _skips_nulls(feature))
             b_value, b_n, dtype = child._feature_path(feature, child_group, inclusive, dtype)
-            # the child's rows are `others`, in this entity's order: its row of each of ours, null for the rest
-            others = direct.others
-            child_row = pl.select(pl.when(others).then(others.cast(pl.Int64).cum_sum() - 1)).to_series()
-            value = pl.select(pl.when(small).then(d_value.cast(dtype)).otherwise(b_value.cast(dtype).gather(child_row))).to_series()
-            n = pl.select(pl.when(small).then(d_n).otherwise(b_n.gather(child_row))).to_series().cast(pl.Int64)
-            return value, n, dtype
+            value, n = _with_child_rows(d_value.cast(dtype), d_n, b_value.cast(dtype), b_n, direct.others, ~small)
+            return value, n.cast(pl.Int64), dtype
         group = self._feature_group(feature, source_frame)
         dtype = output_dtype(agg, group.schema["_v"], has_value)
         return self._feature_path(feature, group, inclusive, dtype)
@@ -284,10 +274,13 @@ class EntityFeatures:
         if (*part, skip) not in group.big:
             rows = self.es.sorted.filter(others)
             child = EntityFeatures(self.defs, rows, (), es=EntitySpine(rows, self.es.ids, self.es.key_dtypes, self.es.dense))
-            events = group.events.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left")
-            if skip:
-                events = events.filter(pl.col("_v").is_not_null())
-            group.big[(*part, skip)] = (child, EventGroup(events))
+            keys = rows.select("_kid").unique()
+
+            def own(ev: pl.DataFrame) -> pl.DataFrame:
+                ev = ev.join(keys, on="_kid", how="semi", maintain_order="left")
+                return ev.filter(pl.col("_v").is_not_null()) if skip else ev
+
+            group.big[(*part, skip)] = (child, group.derived(own))
         return group.big[(*part, skip)]
 
     def _feature_path(
@@ -308,10 +301,10 @@ class EntityFeatures:
             return windowed_extreme(group, sp, agg, window, inclusive, condition, dtype, hop)
         if agg in ("min", "max") and extreme_by_rank(value_dtype):  # the value at the extreme of the ranks
             of, values = group.ranked_values()
-            condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
             if window is None:
                 rank, n, _ = self._running_extreme(of, agg, inclusive, pl.Int64())
             else:
+                condition = K.window_condition(defs.feature_cutoff(feature), window, hop)
                 rank, n, _ = windowed_extreme(of, sp, agg, window, inclusive, condition, pl.Int64(), hop)
             return values.gather(rank), n, dtype
         if agg in CUMULATIVE:
@@ -601,32 +594,35 @@ class EntityFeatures:
         big: Callable[[EventGroup, pl.DataFrame], tuple[pl.Series, pl.Series]],
     ) -> tuple[pl.Series, pl.Series, pl.DataType]:
         """A label whose fast kernel costs more than few pairs (std/var: prefix sums of moments; min/max of
-        strings, decimals, times: their ranks). Rows of keys small for the horizon (never more than
-        `SMALL_KEY_EVENTS` events in one window of that length: at most that many pairs a row) take their
-        window's pairs; the other keys' rows `big` (their events only, in event-time order; their rows). At M
-        (10M events, 1M rows, 7 days) every key is small: label std as pairs 12 s, as prefix sums for every key
-        27 s; label max of a string 12 s, by ranks for every key 18 s."""
+        strings, decimals, times: their ranks). Rows of keys small for the horizon (`direct.small_rows`: at most
+        `SMALL_KEY_EVENTS` pairs a row) take their window's pairs; the other keys' rows `big` (over a child view
+        of their events and rows, `_big_keys_part`). At M (10M events, 1M rows, 7 days) every key is small:
+        label std as pairs 12.2 s, as prefix sums for every key 27.2 s; a set with a label max of a string and
+        a 30d feature 12.2 s, 18.3 s by ranks for every key."""
         sp = self.es.sorted
-        by_et = group.by_event_time()
-        big_keys = W.big_keys(by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), window_us(horizon), SMALL_KEY_EVENTS)
-        small = pl.Series(W.small_rows(sp.get_column("_kid").to_numpy(), big_keys))
-        value = pl.Series([None] * sp.height, dtype=dtype)
-        n = pl.zeros(sp.height, pl.Int64, eager=True)
-        if small.any():
-            res = window_aggregate(group, sp.filter(small), start, end, inclusive, condition, agg, True)
-            fixed = sp.select(K.ROW).join(res, on=K.ROW, how="left", maintain_order="left")
-            value = pl.select(pl.when(small).then(fixed.get_column(K.VAL)).otherwise(value)).to_series()
-            n = pl.select(pl.when(small).then(fixed.get_column(K.N).fill_null(0)).otherwise(n)).to_series()
+        group.by_event_time()  # one sort serves the test of small keys and their pairs (not a narrow one first)
+        small = pl.Series(small_rows(group, sp, horizon, SMALL_KEY_EVENTS))
+        value, n = recompute_rows(
+            group, sp, small, pl.Series([None] * sp.height, dtype=dtype), pl.zeros(sp.height, pl.Int64, eager=True),
+            None, inclusive, condition, agg, pairs=lambda rows: window_aggregate(group, rows, start, end, inclusive, condition, agg, True),
+        )
         if small.all():
             return value, n, dtype
-        rows = sp.filter(~small)
-        own = EventGroup(by_et.join(rows.select("_kid").unique(), on="_kid", how="semi", maintain_order="left"))
-        own.by_et = own.events  # still in event-time order: derived groups keep it
-        b_value, b_n = big(own, rows)
-        child_row = pl.select(pl.when(~small).then((~small).cast(pl.Int64).cum_sum() - 1)).to_series()
-        value = pl.select(pl.when(small).then(value).otherwise(b_value.gather(child_row))).to_series()
-        n = pl.select(pl.when(small).then(n).otherwise(b_n.gather(child_row))).to_series()
+        child, own = self._big_keys_part(group, ("label", horizon), ~small, False)
+        b_value, b_n = big(own, child.es.sorted)
+        value, n = _with_child_rows(value, n, b_value, b_n, ~small, ~small)
         return value, n, dtype
+
+
+def _with_child_rows(
+    value: pl.Series, n: pl.Series, child_value: pl.Series, child_n: pl.Series, child_rows: pl.Series, use: pl.Series,
+) -> tuple[pl.Series, pl.Series]:
+    """(value, n) with the rows of `use` taken from a child view's results (`_big_keys_part`), which hold one row
+    per row of `child_rows` (a superset of `use`), in this entity's order."""
+    child_row = pl.select(pl.when(child_rows).then(child_rows.cast(pl.Int64).cum_sum() - 1)).to_series()
+    value = pl.select(pl.when(use).then(child_value.gather(child_row)).otherwise(value)).to_series()
+    n = pl.select(pl.when(use).then(child_n.gather(child_row)).otherwise(n)).to_series()
+    return value, n
 
 
 def _label_extreme(

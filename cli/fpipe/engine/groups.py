@@ -11,6 +11,7 @@ Everything is sorted in a total order, so results do not depend on input order o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -149,12 +150,8 @@ class EventGroup:
         if self.moments is None:
             x = pl.col("_v").cast(pl.Float64)
             first_visible = x.sort_by("_vis", "_pos").first().over("_kid")
-            source = self.by_et if self.by_et is not None else self.events  # sorted by event time: keep that order
-            shifted = source.filter(pl.col("_v").is_not_null()).with_columns((x - first_visible).alias("_v"))
-            y, y2 = EventGroup(shifted), EventGroup(shifted.with_columns((pl.col("_v") * pl.col("_v")).alias("_v")))
-            if self.by_et is not None:
-                y.by_et, y2.by_et = y.events, y2.events
-            self.moments = (y, y2)
+            y = self.derived(lambda ev: ev.filter(pl.col("_v").is_not_null()).with_columns((x - first_visible).alias("_v")))
+            self.moments = (y, y.derived(lambda ev: ev.with_columns(pl.col("_v") * pl.col("_v"))))
         return self.moments
 
     def ranked_values(self) -> tuple[EventGroup, pl.Series]:
@@ -163,13 +160,18 @@ class EventGroup:
         kernels do not take (strings, decimals, booleans, dates and times) is the value at the min/max of the
         ranks: Polars ranks and sorts by the same order its min/max compare by. O(n log n) once per group."""
         if self.value_ranks is None:
-            source = self.by_et if self.by_et is not None else self.events  # keep the event-time order if sorted
-            values = source.get_column("_v").drop_nulls().unique().sort()
-            ranked = EventGroup(source.with_columns((pl.col("_v").rank("dense").cast(pl.Int64) - 1).alias("_v")))
-            if self.by_et is not None:
-                ranked.by_et = ranked.events
+            values = self.events.get_column("_v").drop_nulls().unique().sort()
+            ranked = self.derived(lambda ev: ev.with_columns((pl.col("_v").rank("dense").cast(pl.Int64) - 1).alias("_v")))
             self.value_ranks = (ranked, values)
         return self.value_ranks
+
+    def derived(self, rows: Callable[[pl.DataFrame], pl.DataFrame]) -> EventGroup:
+        """A group of `rows` of this one's events (a filter, a new `_v`: the row order kept), sorted by event
+        time from the start when this one is (its `by_event_time` is then not sorted again)."""
+        group = EventGroup(rows(self.by_et if self.by_et is not None else self.events))
+        if self.by_et is not None:
+            group.by_et = group.events
+        return group
 
     def share_sorted(self, other: EventGroup) -> None:
         """Take `other`'s sorted tables for the ones not built yet, with `_v` squared: y^2's rows are y's

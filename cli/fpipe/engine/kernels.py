@@ -381,6 +381,24 @@ def window_start(t: pl.Expr, window: timedelta, hop: timedelta | None) -> pl.Exp
     return pl.from_epoch(floored, time_unit="us").dt.replace_time_zone("UTC")
 
 
+def hop_bucket(hop: timedelta, inclusive: bool) -> pl.Expr:
+    """The hop bucket of a row's event time, as the epoch microseconds of its start s: [s, s + hop), or
+    (s, s + hop] when `inclusive` (the windows' own edges). A hop window starting at s holds, of the rows before
+    s + hop, exactly those of bucket s (`features._late_in_bucket`, `windowed.bucket_head`)."""
+    hop_us = hop // timedelta(microseconds=1)
+    et = pl.col("_et").dt.epoch("us") - (1 if inclusive else 0)  # (s, s + hop] -> [s, s + hop) when inclusive
+    return et - et % hop_us
+
+
+def rows_by_bucket(spine_sorted: pl.DataFrame, at: pl.Expr, window: timedelta, hop: timedelta, buckets: pl.DataFrame) -> pl.DataFrame:
+    """Each spine row as the id `_g` of its (key, window start) bucket in `buckets` (`_kid`, `_b`, `_g`; null when
+    the key has no row there), renamed `_kid`, with `_t`: ready for `lookup` in a table keyed by bucket id.
+    Ids must grow with (key, bucket): the rows then stay sorted by (id, t), as the start grows with t."""
+    return spine_sorted.select("_kid", window_start(at, window, hop).dt.epoch("us").alias("_b"), at.alias(T)).join(
+        buckets, on=["_kid", "_b"], how="left", maintain_order="left",
+    ).select(pl.col("_g").cast(pl.Int64).alias("_kid"), T)
+
+
 def label_condition(cutoff: Cutoff, gap: timedelta, horizon: timedelta) -> CondBuilder:
     """Forward window over event time: t+gap <= et < t+gap+h (exclusive), t+gap < et <= t+gap+h (inclusive)."""
     inclusive = cutoff is Cutoff.INCLUSIVE

@@ -187,9 +187,7 @@ def bucket_head(
     events are those of the hop bucket [s, s + hop) of event time ((s, s + hop] inclusive) that come before
     t - w (at or before it). So: running extremes per (key, bucket) in event-time order, one as-of lookup at
     t - w. O((n+m) log)."""
-    hop_us = hop // timedelta(microseconds=1)
-    et = pl.col("_et").dt.epoch("us") - (1 if inclusive else 0)  # (s, s + hop] -> [s, s + hop) when inclusive
-    bucket = et - et % hop_us
+    bucket = K.hop_bucket(hop, inclusive)
     kid = pl.col("_kid")
     # (key, bucket) ids in (key, event time) order: both only grow within a key
     gid = ((kid != kid.shift(1)) | (bucket != bucket.shift(1))).fill_null(True).cum_sum().cast(pl.Int64)
@@ -201,9 +199,7 @@ def bucket_head(
     )
     buckets = table.select("_kid", "_b", "_g").unique("_g", keep="first", maintain_order=True)
     t = pl.col(K.T)
-    rows = sp.select("_kid", K.window_start(t, window, hop).dt.epoch("us").alias("_b"), t).join(
-        buckets, on=["_kid", "_b"], how="left", maintain_order="left",
-    ).select(pl.col("_g").alias("_kid"), K.T)  # sorted by (bucket id, t): s grows with t
+    rows = K.rows_by_bucket(sp, t, window, hop, buckets)
     found = K.lookup(rows, t - pl.lit(window), table.select(pl.col("_g").alias("_kid"), "_et", "_x", "_cn", "_mv"), "_et", inclusive)
     return found.get_column("_x"), found.get_column("_cn").fill_null(0), found.get_column("_mv")
 
