@@ -33,11 +33,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check cli tests bench scripts
 	$(VENV)/bin/mypy
 
+# one pytest worker per CPU (pytest-xdist); worksteal: the few long oracle properties do not queue behind each other
+TEST_WORKERS ?= auto
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 demo: $(STAMP)
 	bash scripts/demo.sh

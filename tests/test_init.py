@@ -106,7 +106,11 @@ def test_every_command_help_has_an_example() -> None:
 
 def test_shell_completion_script_and_completions() -> None:
     env = {**os.environ, "NO_COLOR": "1"}
-    script = subprocess.run([FPIPE, "--show-completion", "bash"], capture_output=True, text=True, env=env, timeout=60)
+    # Typer names the shell from the parent process (shellingham): run it from bash, as a user would, whatever
+    # started pytest (a detached runner has no shell above it, and the script then names none)
+    script = subprocess.run(
+        ["bash", "-c", '"$0" --show-completion; exit $?', FPIPE], capture_output=True, text=True, env=env, timeout=60
+    )
     assert script.returncode == 0 and "_fpipe_completion" in script.stdout
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(

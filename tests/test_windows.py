@@ -59,9 +59,10 @@ def test_big_keys_match_occupancy(seed: int, n: int, keys: int, limit: int, wind
     assert sorted(want) == got.tolist() if limit > 0 else set(got.tolist()) == set(kid.tolist())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float64, np.int64, np.int32])
 @pytest.mark.parametrize("inclusive", [False, True])
-def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
+def test_compute_matches_brute_force(dtype: type, inclusive: bool, threads: int) -> None:
     rng = np.random.default_rng(7)
     n, keys = 400, 7
     kid, et = sorted_events(rng, n, keys, 200)
@@ -72,31 +73,35 @@ def test_compute_matches_brute_force(dtype: type, inclusive: bool) -> None:
     t = rng.integers(0, 230, 150)
     order = np.lexsort((t, kid_s))
     kid_s, t = kid_s[order], t[order]
-    w = 40
     finder = W.PositionFinder.packed(kid, et, kid_s)
     assert finder is not None
-    hi, lo = finder.find(t, inclusive), finder.find(t - w, inclusive)
-    aggs = [W.WindowAgg(a, a, a != "rows") for a in ("count", "sum", "mean", "min", "max")]
-    aggs.append(W.WindowAgg("rows", "count", False))
-    out = W.empty_outputs(aggs, kid_s.size, values.dtype)
+    hi = finder.find(t, inclusive)
+    windows = (40, 15)  # two jobs (two windows) whose chunks share the threads
+    aggs = {w: [W.WindowAgg(f"{a}{w}", a, a != "rows") for a in ("count", "sum", "mean", "min", "max", "rows")] for w in windows}
+    for w in windows:
+        aggs[w][-1] = W.WindowAgg(f"rows{w}", "count", False)
+    out = W.empty_outputs([a for w in windows for a in aggs[w]], kid_s.size, values.dtype)
+    rows = np.arange(kid_s.size)
+    jobs = [(t, finder.find(t - w, inclusive), hi, aggs[w], rows) for w in windows]
     saved = W.PAIRS_PER_CHUNK
     W.PAIRS_PER_CHUNK = 50  # several chunks
     try:
-        W.compute(t, lo, hi, W.Events(vis, values, valid), aggs, inclusive, out, np.arange(kid_s.size))
+        W.compute(jobs, W.Events(vis, values, valid), inclusive, out, threads=threads)
     finally:
         W.PAIRS_PER_CHUNK = saved
-    for i in range(kid_s.size):
-        in_window = (kid == kid_s[i]) & ((et > t[i] - w) & (et <= t[i]) if inclusive else (et >= t[i] - w) & (et < t[i]))
-        seen = in_window & (vis <= t[i] if inclusive else vis < t[i])
-        xs = values[seen & valid]
-        assert out["rows"][1][i] == seen.sum() and out["rows"][0][i] == seen.sum()
-        assert out["count"][1][i] == xs.size and out["count"][0][i] == xs.size
-        if xs.size:
-            assert out["sum"][0][i] == pytest.approx(float(xs.astype(np.float64).sum()), rel=1e-12, abs=1e-9)
-            assert out["mean"][0][i] == pytest.approx(float(xs.astype(np.float64).mean()), rel=1e-12, abs=1e-9)
-            assert out["min"][0][i] == xs.min() and out["max"][0][i] == xs.max()
-        else:
-            assert out["sum"][0][i] == 0
+    for w in windows:
+        for i in range(kid_s.size):
+            in_window = (kid == kid_s[i]) & ((et > t[i] - w) & (et <= t[i]) if inclusive else (et >= t[i] - w) & (et < t[i]))
+            seen = in_window & (vis <= t[i] if inclusive else vis < t[i])
+            xs = values[seen & valid]
+            assert out[f"rows{w}"][1][i] == seen.sum() and out[f"rows{w}"][0][i] == seen.sum()
+            assert out[f"count{w}"][1][i] == xs.size and out[f"count{w}"][0][i] == xs.size
+            if xs.size:
+                assert out[f"sum{w}"][0][i] == pytest.approx(float(xs.astype(np.float64).sum()), rel=1e-12, abs=1e-9)
+                assert out[f"mean{w}"][0][i] == pytest.approx(float(xs.astype(np.float64).mean()), rel=1e-12, abs=1e-9)
+                assert out[f"min{w}"][0][i] == xs.min() and out[f"max{w}"][0][i] == xs.max()
+            else:
+                assert out[f"sum{w}"][0][i] == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -208,3 +213,21 @@ def test_visible_in_ranges_matches_brute_force(seed: int, n: int, k: int, inclus
         span = range(lo[i], hi[i]) if forward else range(hi[i] - 1, lo[i] - 1, -1)
         want = [p for p in span if (vis[p] <= t[i] if inclusive else vis[p] < t[i])][:k]
         assert got.get(i, []) == want, (i, lo[i], hi[i], t[i])
+
+
+def test_positions_use_the_sorts_packed_column_only_when_it_packs_alike() -> None:
+    rng = np.random.default_rng(3)
+    kid, et = sorted_events(rng, 300, 5, 1000)
+    kid_s = np.repeat(np.arange(-1, 7), 4)  # keys below, inside and above the events' range
+    t = np.tile(np.array([0, 10, 500, 1200]), 8)
+    want = W.PositionFinder.packed(kid, et, kid_s)
+    assert want is not None
+    k0, t0, span = int(kid[0]), int(et.min()), int(et.max()) - int(et.min()) + 1
+    alike = (kid - k0) * span + (et - t0)
+    other = kid * (span + 7) + et  # packed another way: not used
+    for kept in (alike, other, alike[:-1]):
+        got = W.PositionFinder.packed(kid, et, kid_s, kept)
+        assert got is not None
+        assert (got.packed_events is kept) == (kept is alike)
+        for inclusive in (False, True):
+            assert np.array_equal(got.find(t, inclusive), want.find(t, inclusive))

@@ -91,7 +91,8 @@ def direct_windows(
     kid_e = by_et.get_column("_kid").to_numpy()
     t_s = us(sp.get_column(K.T))
     kid_s = sp.get_column("_kid").to_numpy()
-    finder = W.position_finder(kid_e, et, kid_s)
+    packed = by_et.get_column(K.PACKED).to_numpy() if K.PACKED in by_et.columns else None
+    finder = W.position_finder(kid_e, et, kid_s, packed)
     if finder is None:  # too many key groups (a time span of millennia): as-of lookups on a global position table
         starts = np.searchsorted(kid_e, kid_s, side="left")
         ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
@@ -119,6 +120,7 @@ def direct_windows(
     events = W.Events(vis, values, valid)
     small_by_reach: dict[timedelta, np.ndarray] = {}
     windows = {(f.window, f.hop) for f in feats if f.window is not None}
+    jobs: list[W.Job] = []
     for window, hop in sorted(windows, key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True):
         width = window + (hop or timedelta(0))  # every event of a hop window lies within this much before t
         small = small_by_reach.setdefault(width, small_rows(group, sp, width, limit))
@@ -126,7 +128,8 @@ def direct_windows(
         if rows.size:
             lo = position(window, hop)
             todo = [a for a, f in zip(aggs, feats, strict=True) if (f.window, f.hop) == (window, hop)]
-            W.compute(t_s[rows], lo[rows], hi[rows], events, todo, inclusive, out, rows)
+            jobs.append((t_s[rows], lo[rows], hi[rows], todo, rows))
+    W.compute(jobs, events, inclusive, out, threads=pl.thread_pool_size())
     # big for a window implies big for every wider one: the rows not small for the widest reach are
     # every row that any of these features computes apart, so one child serves them all
     others = pl.Series(~small_by_reach[max(small_by_reach)])

@@ -83,9 +83,17 @@ PACKED_SORT_MIN_ROWS = 50_000  # below this the three-column sort is as fast
 PACKED_SORT_BITS = 62  # (key, time) packs into an int64 below 2**this, else into an Int128
 
 
-def sort_by_key_time(frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[str] | None = None) -> pl.DataFrame:
+PACKED = "_packed"  # the int64 (key, time) column `sort_by_key_time` may keep: `packed_key_time` with the
+# events' own smallest key and time and their time span, as `windows.PositionFinder` packs them
+
+
+def sort_by_key_time(
+    frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[str] | None = None, keep_packed: bool = False
+) -> pl.DataFrame:
     """`frame` (or its `columns`) sorted by (`_kid`, `on`, `_pos`); `frame` may be a lazy plan (a filter
     not yet run, `groups.EventGroup.plan`): only `columns` are then materialised, in sorted order.
+    `keep_packed`: when the sort packed (key, time) into an int64, that column comes too, as `PACKED`
+    (the position searches of `windows.PositionFinder` need it: 0.2 s to pack 8.5M rows again).
 
     When the frame is already in `_pos` order (as every prepared event frame is), one stable sort of a
     packed (key, time) column gives the same order: an int64 when the key range times the time range fits
@@ -97,6 +105,8 @@ def sort_by_key_time(frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[
     lf = frame.lazy()
     schema = lf.collect_schema()
     cols = columns or schema.names()
+    if isinstance(frame, pl.LazyFrame):  # run the plan once: the checks below and the sort would each run it
+        lf = lf.select(list(dict.fromkeys([*cols, "_kid", on, "_pos"]))).collect(engine="in-memory").lazy()
     t = pl.col(on).dt.epoch("us")
     st = lf.select(
         pl.len().alias("rows"),
@@ -116,11 +126,11 @@ def sort_by_key_time(frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[
         )
     # the key and the time are not carried through the sort: they are recovered from the packed value
     carried = [c for c in cols if c not in ("_kid", on)]
-    ordered = lf.select(*carried, packed.alias("_packed")).sort("_packed", maintain_order=True)
-    key = (pl.col("_packed") // span + st["k0"]).cast(schema["_kid"]).alias("_kid")
-    time = (pl.col("_packed") % span + st["t0"]).cast(schema[on]).alias(on)
+    ordered = lf.select(*carried, packed.alias(PACKED)).sort(PACKED, maintain_order=True)
+    key = (pl.col(PACKED) // span + st["k0"]).cast(schema["_kid"]).alias("_kid")
+    time = (pl.col(PACKED) % span + st["t0"]).cast(schema[on]).alias(on)
     # in-memory engine: the streaming one returns many chunks here, and every later to_numpy would copy them
-    return ordered.with_columns(key, time).select(cols).collect(engine="in-memory")
+    return ordered.with_columns(key, time).select(*cols, *([PACKED] if keep_packed else [])).collect(engine="in-memory")
 
 
 def packed_key_time(time: pl.Expr, k0: int, t0: int, keys: int, span: int) -> pl.Expr:

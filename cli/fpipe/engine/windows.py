@@ -108,7 +108,9 @@ class PositionFinder:
     span: int
 
     @classmethod
-    def packed(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | None:
+    def packed(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, given: np.ndarray | None = None) -> PositionFinder | None:
+        """`given`: the events' packed values when the sort kept them (`kernels.sort_by_key_time`, which packs
+        with the same smallest key and time and span); computed here otherwise."""
         if kid_e.size == 0:
             return None
         k0, k1 = int(kid_e[0]), int(kid_e[-1])  # sorted by key
@@ -116,7 +118,12 @@ class PositionFinder:
         span = t1 - t0 + 1
         if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
             return None
-        packed_events = (kid_e - k0) * span + (et - t0)
+        if given is not None and given.size == kid_e.size and all(
+            int(given[i]) == (int(kid_e[i]) - k0) * span + int(et[i]) - t0 for i in (0, -1)
+        ):
+            packed_events = given
+        else:
+            packed_events = (kid_e - k0) * span + (et - t0)
         return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
 
     def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:
@@ -134,10 +141,13 @@ MAX_KEY_GROUPS = 4096  # beyond this many key groups, the caller's as-of lookups
 GROUP_KEYS = 1 << 62  # at most this many keys per group (tests lower it to search many small groups)
 
 
-def position_finder(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | GroupedFinder | None:
+def position_finder(
+    kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, packed: np.ndarray | None = None
+) -> PositionFinder | GroupedFinder | None:
     """The finder for events `kid_e`, `et` in (key, time) order and spine keys `kid_s`: one packed search
     when keys x time span fits in `PACKED_BITS`, else one per group of keys; None when even one key's span
-    does not fit or the groups would be too many (the caller then uses as-of lookups)."""
+    does not fit or the groups would be too many (the caller then uses as-of lookups). `packed`: the
+    events' packed values if the sort kept them (`PositionFinder.packed`)."""
     if kid_e.size == 0 or int(kid_e[-1]) - int(kid_e[0]) >= 1 << PACKED_BITS:  # key offsets must fit too
         return None
     per_group = _keys_per_group(et)
@@ -145,7 +155,7 @@ def position_finder(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> Pos
         return None
     groups = (int(kid_e[-1]) - int(kid_e[0])) // per_group + 1
     if groups == 1:
-        return PositionFinder.packed(kid_e, et, kid_s)
+        return PositionFinder.packed(kid_e, et, kid_s, packed)
     return GroupedFinder.build(kid_e, et, kid_s) if groups <= MAX_KEY_GROUPS else None
 
 
@@ -195,32 +205,46 @@ class GroupedFinder:
         return out
 
 
+Job = tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[WindowAgg], np.ndarray]  # (t, lo, hi, aggs, rows)
+
+
 def compute(
-    t: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    jobs: Sequence[Job],
     events: Events,
-    aggs: Sequence[WindowAgg],
     inclusive: bool,
     out: dict[str, tuple[np.ndarray, np.ndarray]],
-    rows: np.ndarray,
+    threads: int = 1,
 ) -> None:
-    """Aggregate `aggs` for spine rows `rows` (indices into the output arrays in `out`, alias -> (value, n)).
+    """Aggregate every job's `aggs` (all of one window) for its spine rows `rows` (indices into the output
+    arrays in `out`, alias -> (value, n)).
 
     `t`, `lo`, `hi` are per row of `rows`: the spine time and the range of event positions whose event time
-    lies in the window (all `aggs` are of that one window), so only visibility is left to check.
+    lies in the window, so only visibility is left to check. The rows are cut into chunks of at most
+    `PAIRS_PER_CHUNK` pairs; chunks write disjoint rows of `out`, and with `threads` > 1 they run on that many
+    threads (numpy's gathers, comparisons and reductions release the GIL), in any order: same result.
     """
-    lens = hi - lo
-    keep = lens > 0
-    if not keep.all():
-        t, lo, lens, rows = t[keep], lo[keep], lens[keep], rows[keep]
-    if rows.size == 0:
-        return
-    ends = np.cumsum(lens)
-    bounds = np.searchsorted(ends, np.arange(PAIRS_PER_CHUNK, int(ends[-1]), PAIRS_PER_CHUNK), side="left")
-    for a, b in zip(np.r_[0, bounds + 1], np.r_[bounds + 1, rows.size], strict=True):
-        if b > a:
-            _chunk((t[a:b], lo[a:b], lens[a:b], rows[a:b]), events, aggs, inclusive, out)
+    chunks: list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Sequence[WindowAgg]]] = []
+    for t, lo, hi, aggs, rows in jobs:
+        lens = hi - lo
+        keep = lens > 0
+        if not keep.all():
+            t, lo, lens, rows = t[keep], lo[keep], lens[keep], rows[keep]
+        if rows.size == 0:
+            continue
+        ends = np.cumsum(lens)
+        bounds = np.searchsorted(ends, np.arange(PAIRS_PER_CHUNK, int(ends[-1]), PAIRS_PER_CHUNK), side="left")
+        for a, b in zip(np.r_[0, bounds + 1], np.r_[bounds + 1, rows.size], strict=True):
+            if b > a:
+                chunks.append(((t[a:b], lo[a:b], lens[a:b], rows[a:b]), aggs))
+    if threads > 1 and len(chunks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-windows") as pool:
+            for done in [pool.submit(_chunk, spans, events, aggs, inclusive, out) for spans, aggs in chunks]:
+                done.result()
+    else:
+        for spans, aggs in chunks:
+            _chunk(spans, events, aggs, inclusive, out)
 
 
 def _chunk(
