@@ -13,6 +13,7 @@ Each returns `Direct` results per (feature, window); the other keys' rows are co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -114,22 +115,35 @@ def direct_windows(
         assert f.window is not None
         return f.window + (f.hop or timedelta(0))
 
-    hi = position(None)
     aggs = [W.WindowAgg(f"_f{i}", f.agg or "", f.column is not None) for i, f in enumerate(feats)]
     out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
     events = W.Events(vis, values, valid)
     small_by_reach: dict[timedelta, np.ndarray] = {}
-    windows = {(f.window, f.hop) for f in feats if f.window is not None}
+    windows = sorted(
+        {(f.window, f.hop) for f in feats if f.window is not None},
+        key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True,
+    )
+    threads = pl.thread_pool_size()
+    # the binary searches (one per window, and t) and the test of small keys for the widest reach (the
+    # narrower ones mostly reuse it) are numpy work that releases the GIL: run them side by side
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-positions") as pool:
+        widest = windows[0][0] + (windows[0][1] or timedelta(0)) if windows else None
+        small_job = pool.submit(small_rows, group, sp, widest, limit) if widest is not None else None
+        hi_job = pool.submit(position, None)
+        lo_jobs = [pool.submit(position, window, hop) for window, hop in windows]
+        hi = hi_job.result()
+        los = [job.result() for job in lo_jobs]
+        if small_job is not None:
+            small_job.result()  # cached in the group: `small_rows` below returns it
     jobs: list[W.Job] = []
-    for window, hop in sorted(windows, key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True):
+    for (window, hop), lo in zip(windows, los, strict=True):
         width = window + (hop or timedelta(0))  # every event of a hop window lies within this much before t
         small = small_by_reach.setdefault(width, small_rows(group, sp, width, limit))
         rows = np.flatnonzero(small)
         if rows.size:
-            lo = position(window, hop)
             todo = [a for a, f in zip(aggs, feats, strict=True) if (f.window, f.hop) == (window, hop)]
             jobs.append((t_s[rows], lo[rows], hi[rows], todo, rows))
-    W.compute(jobs, events, inclusive, out, threads=pl.thread_pool_size())
+    W.compute(jobs, events, inclusive, out, threads=threads)
     # big for a window implies big for every wider one: the rows not small for the widest reach are
     # every row that any of these features computes apart, so one child serves them all
     others = pl.Series(~small_by_reach[max(small_by_reach)])

@@ -52,14 +52,29 @@ def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
         lo, hi = ids.select(pl.col("_kid").min().alias("lo"), pl.col("_kid").max().alias("hi")).row(0)
         if lo is None or hi - lo < SPARSE_KEYS * ids.height:  # Python ints: a range of 2**63 or more does not wrap
             keyed = frame.with_columns(pl.col("_k0").cast(pl.Int64).alias("_kid"))
-            return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes)
+            return EntitySpine(_by_key_time(keyed.select(K.ROW, "_kid", K.T)), ids, dtypes)
         # sparse integer keys (hashed or snowflake ids, or one hash partition's keys): numbered in key order,
         # so that (key, time) packs into one int64 (kernels.sort_by_key_time, windows.PositionFinder)
         ids = ids.sort("_k0").drop("_kid").with_row_index("_kid").with_columns(pl.col("_kid").cast(pl.Int64))
     else:
         ids = frame.select(kcols).unique(maintain_order=True).with_row_index("_kid").with_columns(pl.col("_kid").cast(pl.Int64))
     keyed = frame.join(ids, on=kcols, how="left", maintain_order="left")
-    return EntitySpine(keyed.select(K.ROW, "_kid", K.T).sort(["_kid", K.T]), ids, dtypes, dense=True)
+    return EntitySpine(_by_key_time(keyed.select(K.ROW, "_kid", K.T)), ids, dtypes, dense=True)
+
+
+def _by_key_time(spine: pl.DataFrame) -> pl.DataFrame:
+    """Spine rows (`_row`, `_kid`, `_t`, none null) sorted by (`_kid`, `_t`), ties in spine order: by one packed
+    int64 when the key range times the time span fits (1M rows: 0.08 s against 0.15 s for two columns)."""
+    if spine.height == 0 or spine.height < K.PACKED_SORT_MIN_ROWS:
+        return spine.sort(["_kid", K.T, K.ROW])
+    t = pl.col(K.T).dt.epoch("us")
+    k0, k1, t0, t1 = spine.select(
+        pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), t.min().alias("t0"), t.max().alias("t1")
+    ).row(0)
+    keys, span = int(k1) - int(k0) + 1, int(t1) - int(t0) + 1
+    if keys * span >= 1 << K.PACKED_SORT_BITS:
+        return spine.sort(["_kid", K.T, K.ROW])
+    return spine.sort(K.packed_key_time(t, int(k0), int(t0), keys, span), maintain_order=True)
 
 
 def prepare_events(
