@@ -61,17 +61,20 @@ def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[st
     at[block.get_column(K.ROW).to_numpy()] = np.arange(block.height, dtype=np.int64)
     if block.height == spine.height:  # every spine row is in the block (`_row` is unique): a permutation, nothing to fill
         return block.select(pl.all().gather(pl.Series(at)))
-    where = pl.select(pl.when(pl.Series(at) >= 0).then(pl.Series(at))).to_series()
-    full = block.with_columns(pl.lit(True).alias("_present")).select(pl.all().gather(where))
-    full = full.with_columns(spine.get_column(K.ROW))
+    # a gather by indices without nulls (absent rows read row 0), then one when/then per column: 1M rows x
+    # 15 columns in 0.18 s against 0.28 s for a gather by indices with nulls
+    present = pl.Series("_present", at >= 0)
+    gathered = block.select(pl.all().gather(pl.Series(np.maximum(at, 0)))) if block.height else block.clear(spine.height)
+    full = gathered.with_columns(spine.get_column(K.ROW), present)
     exprs = []
-    for name, (agg, default, dtype) in empties.items():
-        fill = default if default is not None else K.empty_value(agg, dtype)
-        if fill is not None:
-            exprs.append(pl.when(pl.col("_present").is_null()).then(pl.lit(fill).cast(dtype, strict=False)).otherwise(pl.col(name)).alias(name))
-    if exprs:
-        full = full.with_columns(exprs)
-    return full.drop("_present")
+    for name in block.columns:
+        if name == K.ROW:
+            continue
+        agg, default, dtype = empties.get(name, ("", None, block.schema[name]))
+        fill = default if default is not None else K.empty_value(agg, dtype) if agg else None
+        kept = pl.when(pl.col("_present")).then(pl.col(name))
+        exprs.append((kept.otherwise(pl.lit(fill).cast(dtype, strict=False)) if fill is not None else kept).alias(name))
+    return full.with_columns(exprs).drop("_present")
 
 
 _DTYPES: dict[str, pl.DataType] = {
