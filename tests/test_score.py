@@ -152,3 +152,45 @@ def test_multiclass_and_regression_predictions(tmp_path: Path) -> None:
             assert set(out["prediction"].unique()) <= {"high", "low", "mid"}
         else:
             assert out.columns == ["user_id", "ts", "prediction"] and out["prediction"].dtype == pl.Float64
+
+
+@pytest.mark.slow
+def test_input_at_a_url_scores_as_the_local_file(
+    registry: Path, table: pl.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from http_store import serve
+
+    served = tmp_path / "store"
+    served.mkdir()
+    table.write_parquet(served / "features.parquet")
+    table.write_csv(served / "features.csv")
+    local = tmp_path / "local.parquet"
+    assert cli(capsys, "score", "m", "--input", str(served / "features.parquet"), "--out", str(local), "--models-dir", str(registry))[0] == 0
+    other = tmp_path / "other.manifest.json"  # any name: --manifest names the file itself
+    other.write_text('{"feature_definition_hashes": {"a": "h1", "b": "CHANGED", "c": "h3"}}')
+    same = tmp_path / "same.json"
+    same.write_text('{"feature_definition_hashes": {"a": "h1", "b": "h2", "c": "h3"}}')
+    with serve(served) as base:
+        url, out = f"{base}/features.parquet", tmp_path / "pred.parquet"
+        code, _, err = cli(capsys, "score", "m", "--input", url, "--out", str(out), "--models-dir", str(registry))
+        assert code == 0, err
+        assert out.read_bytes() == local.read_bytes()
+        # nothing beside a URL is read: the unchecked definitions are said, not skipped in silence
+        assert err == (
+            f"warning: {url}: the feature definitions were not compared with the model's (no manifest is read beside a "
+            "URL); pass --manifest FILE, or --ignore-definitions to silence this\n"
+        )
+        assert cli(capsys, "score", "m", "--input", url, "--out", str(out), "--models-dir", str(registry), "--ignore-definitions")[2] == ""
+        code, _, err = cli(capsys, "score", "m", "--input", url, "--out", str(out), "--models-dir", str(registry), "--manifest", str(same))
+        assert (code, err) == (0, "")
+        code, _, err = cli(capsys, "score", "m", "--input", url, "--out", str(out), "--models-dir", str(registry), "--manifest", str(other))
+        assert code == 2 and err.startswith(f"{url}: error: feature 'b' was built from a different definition than m v1")
+        code, _, err = cli(capsys, "score", "m", "--input", url, "--out", str(out), "--models-dir", str(registry), "--manifest", str(tmp_path / "nope.json"))
+        assert code == 2 and err.startswith(f"{tmp_path / 'nope.json'}: error: no such file\n")
+        csv_out = tmp_path / "pred_csv.parquet"
+        code, _, err = cli(capsys, "score", "m", "--input", f"{base}/features.csv", "--out", str(csv_out), "--models-dir", str(registry), "--ignore-definitions")
+        assert (code, err) == (0, "")
+        assert pl.read_parquet(csv_out).get_column("prediction").equals(pl.read_parquet(local).get_column("prediction"))
+        # a missing object is one located error that never shows a presigned URL's credential
+        code, _, err = cli(capsys, "score", "m", "--input", f"{base}/missing.parquet?X-Amz-Signature=SECRET", "--out", str(out), "--models-dir", str(registry))
+        assert code == 2 and err.startswith(f"{base}/missing.parquet?...: error: cannot read the file: ") and "SECRET" not in err

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -22,36 +23,51 @@ if TYPE_CHECKING:
     from fpipe.train.trainer import TrainedModel
 
 
-def read_table(path: Path) -> pl.DataFrame:
+def read_table(path: Path | str) -> pl.DataFrame:
+    """A feature table by its suffix (parquet, csv, ndjson): a local path, or an object-store URL (`s3://`,
+    `gs://`, `az://`, `https://`) that Polars reads with the credentials of the environment."""
     import polars as pl
 
+    from fpipe.io.urls import is_url, shown_url
     from fpipe.io.writers import TABLE_FORMATS
 
-    if not path.exists():
-        raise DataError(Diagnostic("no such file", file=str(path), hint="check the path"))
-    fmt = TABLE_FORMATS.get(path.suffix.lower())
+    remote = is_url(path)
+    shown = shown_url(str(path)) if remote else str(path)  # never print a presigned URL's credential
+    if not remote and not Path(path).exists():
+        raise DataError(Diagnostic("no such file", file=shown, hint="check the path"))
+    suffix = Path(urlparse(str(path)).path if remote else path).suffix.lower()
+    fmt = TABLE_FORMATS.get(suffix)
     if fmt is None:
-        raise DataError(Diagnostic(f"unknown file type '{path.suffix}'", file=str(path), hint="use .parquet, .csv or .ndjson"))
+        raise DataError(Diagnostic(f"unknown file type '{suffix}'", file=shown, hint="use .parquet, .csv or .ndjson"))
     try:
         if fmt == "parquet":
             return pl.read_parquet(path)
         if fmt == "csv":
             return pl.read_csv(path, try_parse_dates=True)
         return pl.read_ndjson(path)
-    except Exception as exc:  # polars raises many kinds for unreadable files
-        raise DataError(Diagnostic(f"cannot read the file: {exc}", file=str(path))) from None
+    except Exception as exc:  # polars raises many kinds for unreadable files (a URL: FileNotFoundError, OSError)
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        query = str(path).partition("?")[2] if remote else ""
+        raise DataError(Diagnostic(f"cannot read the file: {text.replace(query, '...') if query else text}", file=shown)) from None
 
 
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    """The manifest a backfill writes beside its output: `<out>.manifest.json`."""
+def read_manifest(path: Path | str) -> dict[str, Any] | None:
+    """The manifest a backfill writes beside its output: `<out>.manifest.json` (local files only: see
+    `score --manifest` for a table at a URL)."""
+    path = Path(path)
     for candidate in (Path(f"{path}.manifest.json"), path.with_suffix(".manifest.json")):
         if candidate.exists():
-            try:
-                data = json.loads(candidate.read_text())
-            except ValueError as exc:
-                raise DataError(Diagnostic(f"manifest is not valid JSON: {exc}", file=str(candidate))) from None
-            return data if isinstance(data, dict) else None
+            return load_manifest(candidate)
     return None
+
+
+def load_manifest(file: Path) -> dict[str, Any] | None:
+    """A manifest file's JSON object (None if the JSON is not an object)."""
+    try:
+        data = json.loads(file.read_text())
+    except ValueError as exc:
+        raise DataError(Diagnostic(f"manifest is not valid JSON: {exc}", file=str(file))) from None
+    return data if isinstance(data, dict) else None
 
 
 def find_model(defs: Definitions, name: str) -> ModelSpec:
