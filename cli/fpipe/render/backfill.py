@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
-
 from fpipe.distributed.scale import RunScale, human_bytes
 from fpipe.engine.build import BuildResult
 from fpipe.render.console import make_console
@@ -49,6 +47,8 @@ def scale_rows(scale: RunScale) -> list[tuple[str, str]]:
 def render_summary(name: str, result: BuildResult, out: str, scale: RunScale | None = None, *, no_color: bool = False) -> None:
     console = make_console(no_color=no_color)
     st = result.stats
+    from rich.table import Table  # only when a summary is drawn: `--quiet` and `--json` runs skip the import
+
     head = Table(title=f"backfill {name} -> {out}", show_header=False, box=None, pad_edge=False)
     head.add_column(justify="left")
     head.add_column(justify="right")

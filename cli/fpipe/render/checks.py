@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from fpipe.engine.checks import ChecksOutcome
 from fpipe.engine.lateness import LatenessReport, human_seconds
 from fpipe.render.console import make_console
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 def checks_table(outcome: ChecksOutcome) -> Table:
+    from rich.table import Table
+
     table = Table(title="row checks")
     for col, justify in (("source", "left"), ("on_fail", "left"), ("read", "right"), ("used", "right"),
                          ("quarantined", "right"), ("warned", "right"), ("failed checks", "left")):
@@ -43,6 +46,8 @@ def checks_dict(outcome: ChecksOutcome | None, quarantine_path: str | None = Non
 
 def render_lateness(reports: list[LatenessReport], *, no_color: bool = False) -> None:
     """One row per source: lateness quantiles, late share, out-of-order rows, future rows, suggested lag."""
+    from rich.table import Table
+
     console = make_console(no_color=no_color)
     threshold = human_seconds(reports[0].threshold_s) if reports else "-"
     table = Table(title="late and out-of-order data (lateness = available - event time)")
