@@ -28,6 +28,7 @@ def read_table(path: Path | str) -> pl.DataFrame:
     `gs://`, `az://`, `https://`) that Polars reads with the credentials of the environment."""
     import polars as pl
 
+    from fpipe.io.sources import read_error
     from fpipe.io.urls import is_url, shown_url
     from fpipe.io.writers import TABLE_FORMATS
 
@@ -46,9 +47,9 @@ def read_table(path: Path | str) -> pl.DataFrame:
             return pl.read_csv(path, try_parse_dates=True)
         return pl.read_ndjson(path)
     except Exception as exc:  # polars raises many kinds for unreadable files (a URL: FileNotFoundError, OSError)
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        query = str(path).partition("?")[2] if remote else ""
-        raise DataError(Diagnostic(f"cannot read the file: {text.replace(query, '...') if query else text}", file=shown)) from None
+        if remote:  # its first line, without the URL's query
+            raise read_error(exc, str(path), "the file") from None
+        raise DataError(Diagnostic(f"cannot read the file: {exc}", file=shown)) from None
 
 
 def read_manifest(path: Path | str) -> dict[str, Any] | None:
