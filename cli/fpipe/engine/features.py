@@ -152,6 +152,15 @@ def _late_in_bucket(
 Late = tuple[pl.Series, pl.Series] | None  # (sum, count) of rows a prefix difference leaves out (`_late_in_bucket`)
 
 
+def _forward_lookups(
+    group: EventGroup, sp: pl.DataFrame, start: pl.Expr, end: pl.Expr, with_value: bool, inclusive: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A label window's (plus, minus) lookups: the event-time prefix table (labels ignore visibility) read at
+    the window's end and at its start; their difference is the window's count and sum."""
+    table = group.prefix_table("_et", None, with_value)
+    return K.lookup(sp, end, table, "_et", inclusive), K.lookup(sp, start, table, "_et", inclusive)
+
+
 def moment_stats(
     group: EventGroup,
     tables: Callable[[EventGroup], tuple[pl.DataFrame, pl.DataFrame | None, Late]],
@@ -531,15 +540,13 @@ class EntityFeatures:
                 n = pl.Series(counts)
                 return n, n, dtype
         ev = group.events
+        start, end = t + pl.lit(gap), t + pl.lit(gap + horizon)
         if agg in CUMULATIVE:
             with_value = agg != "count"
-            table = group.prefix_table("_et", None, with_value)
-            plus = K.lookup(sp, t + pl.lit(gap + horizon), table, "_et", inclusive)
-            minus = K.lookup(sp, t + pl.lit(gap), table, "_et", inclusive)
+            plus, minus = _forward_lookups(group, sp, start, end, with_value, inclusive)
             vdt = value_dtype_for_sum(ev.schema["_v"]) if with_value else None
             value, n = K.cumulative_from_tables(plus, minus, agg, vdt)
             return value, n, dtype
-        start, end = t + pl.lit(gap), t + pl.lit(gap + horizon)
         if agg == "count_distinct":  # labels ignore visibility: a row is known at its event time
             records, replaced = group.distinct_items("_et")
             value = window_total(records, sp, end, horizon, "count", inclusive)[0] - window_total(replaced, sp, end, horizon, "count", inclusive)[0]
@@ -571,8 +578,7 @@ class EntityFeatures:
 
             def moments(own: EventGroup, rows: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
                 def tables(g: EventGroup) -> tuple[pl.DataFrame, pl.DataFrame | None, Late]:
-                    table = g.prefix_table("_et", None, True)
-                    return K.lookup(rows, end, table, "_et", inclusive), K.lookup(rows, start, table, "_et", inclusive), None
+                    return (*_forward_lookups(g, rows, start, end, True, inclusive), None)
 
                 def exact(mask: pl.Series, v: pl.Series, c: pl.Series) -> tuple[pl.Series, pl.Series]:
                     return recompute_rows(
