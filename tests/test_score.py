@@ -194,3 +194,11 @@ def test_input_at_a_url_scores_as_the_local_file(
         # a missing object is one located error that never shows a presigned URL's credential
         code, _, err = cli(capsys, "score", "m", "--input", f"{base}/missing.parquet?X-Amz-Signature=SECRET", "--out", str(out), "--models-dir", str(registry))
         assert code == 2 and err.startswith(f"{base}/missing.parquet?...: error: cannot read the file: ") and "SECRET" not in err
+        # the reader quotes the URL as it requested it (re-encoded), and a password before the host: neither is shown
+        host = base.removeprefix("http://")
+        for query in ("token=SECRET%20x", "sig='SECRET'", 'sig=SECRET"x', "sig=SECRET#frag", "token=SECRET x"):
+            code, _, err = cli(capsys, "score", "m", "--input", f"http://user:PASSWORD@{host}/missing.parquet?{query}", "--out", str(out), "--models-dir", str(registry))
+            assert code == 2 and err.startswith(f"http://...@{host}/missing.parquet?...: error: cannot read the file: ")
+            assert "SECRET" not in err and "PASSWORD" not in err, err
+        code, _, err = cli(capsys, "score", "m", "--input", url, "--out", str(out), "--models-dir", str(registry), "--manifest", str(tmp_path))
+        assert code == 2 and err.startswith(f"{tmp_path}: error: a folder, not a manifest file\n")

@@ -217,3 +217,15 @@ def test_any_diagnostic_hides_a_urls_query() -> None:
     assert d.format() == "https://h/f.parquet?...:3: error: cannot read"
     assert d.to_json()["file"] == "https://h/f.parquet?..."
     assert Diagnostic("x", file="data/a?b.csv").format() == "data/a?b.csv: error: x"
+
+
+def test_shown_urls_carry_no_credential() -> None:
+    from fpipe.io.urls import scrub_urls, shown_url
+
+    assert shown_url("s3://bucket/events/*.parquet") == "s3://bucket/events/*.parquet"
+    assert shown_url("https://h/e.parquet?X-Amz-Signature=abc&versionId=1") == "https://h/e.parquet?..."
+    assert shown_url("https://user:pw@h:8080/e.parquet") == "https://...@h:8080/e.parquet"
+    assert shown_url("s3://key@bucket/e.parquet?sig=1") == "s3://...@bucket/e.parquet?..."
+    assert shown_url("https://h/a@b.parquet") == "https://h/a@b.parquet"  # an @ in the path is not a user
+    message = "GET https://u:pw@h/x.parquet?sig=%27S%27 in 3ms - 404; also 'gs://b/y.parquet?X-Goog-Signature=S2'"
+    assert scrub_urls(message) == "GET https://...@h/x.parquet?... in 3ms - 404; also 'gs://b/y.parquet?...'"

@@ -62,8 +62,9 @@ def score(
     unchecked: list[str] = []
     if not ignore_definitions:
         if manifest is not None:
-            if not manifest.exists():
-                raise DataError(Diagnostic("no such file", file=str(manifest), hint="the backfill writes it beside its output: <out>.manifest.json"))
+            if not manifest.is_file():
+                what = "a folder, not a manifest file" if manifest.is_dir() else "no such file"
+                raise DataError(Diagnostic(what, file=str(manifest), hint="the backfill writes it beside its output: <out>.manifest.json"))
             found = load_manifest(manifest)
             if found is None:
                 raise DataError(Diagnostic("not a backfill manifest (a JSON object)", file=str(manifest)))

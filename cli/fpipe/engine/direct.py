@@ -123,7 +123,7 @@ def direct_windows(
         {(f.window, f.hop) for f in feats if f.window is not None},
         key=lambda wh: (wh[0] + (wh[1] or timedelta(0)), str(wh)), reverse=True,
     )
-    threads = pl.thread_pool_size()
+    threads = W.threads()
     # the binary searches (one per window, and t) and the test of small keys for the widest reach (the
     # narrower ones mostly reuse it) are numpy work that releases the GIL: run them side by side
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-positions") as pool:

@@ -29,6 +29,13 @@ import polars as pl
 
 AGGS = ("count", "sum", "mean", "min", "max")
 PAIRS_PER_CHUNK = 1 << 20  # small enough that the allocator reuses the chunk's (already faulted) buffers
+MAX_THREADS = 4  # chunks at once (each holds ~10 arrays of its pairs: ~80 MB), whatever the core count
+
+
+def threads() -> int:
+    """Threads for the chunks and the binary searches: Polars' thread count (POLARS_MAX_THREADS), at most
+    `MAX_THREADS`, so that the chunks' temporary arrays stay within a few hundred MB on many cores."""
+    return max(1, min(pl.thread_pool_size(), MAX_THREADS))
 
 
 def supported(agg: str, value_dtype: pl.DataType) -> bool:

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import polars as pl
 
 from fpipe.errors import DataError, Diagnostic, display_path
-from fpipe.io.urls import is_url
+from fpipe.io.urls import is_url, scrub_urls
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson"}
 
@@ -98,10 +98,12 @@ def read_error(exc: BaseException, path: str, what: str = "source", file: str | 
 
 
 def _first_line(exc: BaseException, path: str) -> str:
-    """The reader's message, first line, with a URL's query string (a presigned URL's credential) removed."""
+    """The reader's message, first line, with a URL's query string (a presigned URL's credential) and user
+    and password removed: from the URL as typed, and from every URL the message quotes."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     query = path.partition("?")[2] if is_url(path) else ""
-    return text.replace(query, "...") if query else text
+    text = text.replace(query, "...") if query else text
+    return scrub_urls(text)
 
 
 def read_frame(

@@ -13,11 +13,24 @@ def is_url(path: str | os.PathLike[str]) -> bool:
     return bool(_URL.match(str(path)))
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+
+
 def shown_url(url: str) -> str:
     """A URL as messages and manifests show it: without its query string, which for a presigned URL is a
-    credential (`X-Amz-Signature=...`)."""
+    credential (`X-Amz-Signature=...`), and without a user and password before the host (`...@host`)."""
     base, sep, _ = url.partition("?")
-    return base + ("?..." if sep else "")
+    return _USERINFO.sub(r"\1...@", base) + ("?..." if sep else "")
+
+
+# a URL inside free text (a reader's error message quotes the URL as it requested it, percent-encoded)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def scrub_urls(text: str) -> str:
+    """`text` with every URL in it as `shown_url` shows it: an error message from a reader may quote the
+    URL it requested, whose query (re-encoded: not the text the user typed) is a presigned credential."""
+    return _URL_IN_TEXT.sub(lambda m: shown_url(m.group(0)), text)
 
 
 # query parameters of presigned URLs that carry a credential or its validity, not which object is read:
