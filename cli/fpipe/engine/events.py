@@ -63,18 +63,9 @@ def entity_spine(spine: pl.DataFrame, spine_keys: Sequence[str]) -> EntitySpine:
 
 
 def _by_key_time(spine: pl.DataFrame) -> pl.DataFrame:
-    """Spine rows (`_row`, `_kid`, `_t`, none null) sorted by (`_kid`, `_t`), ties in spine order: by one packed
-    int64 when the key range times the time span fits (1M rows: 0.08 s against 0.15 s for two columns)."""
-    if spine.height == 0 or spine.height < K.PACKED_SORT_MIN_ROWS:
-        return spine.sort(["_kid", K.T, K.ROW])
-    t = pl.col(K.T).dt.epoch("us")
-    k0, k1, t0, t1 = spine.select(
-        pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), t.min().alias("t0"), t.max().alias("t1")
-    ).row(0)
-    keys, span = int(k1) - int(k0) + 1, int(t1) - int(t0) + 1
-    if keys * span >= 1 << K.PACKED_SORT_BITS:
-        return spine.sort(["_kid", K.T, K.ROW])
-    return spine.sort(K.packed_key_time(t, int(k0), int(t0), keys, span), maintain_order=True)
+    """Spine rows (`_row`, `_kid`, `_t`, none null, in spine order) sorted by (`_kid`, `_t`), ties in spine order:
+    the events' packed sort (1M rows: 0.08 s against 0.15 s for two columns)."""
+    return K.sort_by_key_time(spine, K.T, pos=K.ROW)
 
 
 def prepare_events(

@@ -110,10 +110,11 @@ def window_total(
         start = K.window_start(at, window, hop)
         minus = K.lookup(sp, start, group.prefix_table("_et", window, with_value), "_et", inclusive)
     vdt = value_dtype_for_sum(group.schema["_v"]) if with_value else None
-    if hop is None or window is None or group.max_late is None or group.max_late < window:
+    late = _late_rows(group, sp, at, window, hop, with_value, inclusive)
+    if late is None:
         return K.cumulative_from_tables(plus, minus, agg, vdt)
     s, n = K.cumulative_from_tables(plus, minus, "sum" if with_value else "count", vdt)
-    late_s, late_n = _late_in_bucket(group, sp, at, window, hop, with_value, inclusive)
+    late_s, late_n = late
     n = n + late_n
     if agg == "count":
         return n, n
@@ -150,6 +151,17 @@ def _late_in_bucket(
 
 
 Late = tuple[pl.Series, pl.Series] | None  # (sum, count) of rows a prefix difference leaves out (`_late_in_bucket`)
+
+
+def _late_rows(
+    group: EventGroup, sp: pl.DataFrame, at: pl.Expr, window: timedelta | None, hop: timedelta | None,
+    with_value: bool, inclusive: bool,
+) -> Late:
+    """`_late_in_bucket` where a hop window can hold rows the prefix difference leaves out (some row at least a
+    window late: `max_late`, which the group's prefix tables have read); None where none can."""
+    if hop is None or window is None or group.max_late is None or group.max_late < window:
+        return None
+    return _late_in_bucket(group, sp, at, window, hop, with_value, inclusive)
 
 
 def _forward_lookups(
@@ -439,9 +451,7 @@ class EntityFeatures:
             if window is None:
                 return plus, None, None
             minus = K.lookup(sp, K.window_start(t, window, hop), g.prefix_table("_et", window, True), "_et", inclusive)
-            if hop is None or g.max_late is None or g.max_late < window:  # max_late: read by prefix_table
-                return plus, minus, None
-            return plus, minus, _late_in_bucket(g, sp, t, window, hop, True, inclusive)
+            return plus, minus, _late_rows(g, sp, t, window, hop, True, inclusive)
 
         def exact(mask: pl.Series, value: pl.Series, n: pl.Series) -> tuple[pl.Series, pl.Series]:
             return recompute_rows(group, sp, mask, value, n, window, inclusive, condition, agg, ddof, hop=hop)

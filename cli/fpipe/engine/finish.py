@@ -66,13 +66,11 @@ def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[st
     present = pl.Series("_present", at >= 0)
     gathered = block.select(pl.all().gather(pl.Series(np.maximum(at, 0)))) if block.height else block.clear(spine.height)
     full = gathered.with_columns(spine.get_column(K.ROW), present)
+    assert set(block.columns) - {K.ROW} <= set(empties), "every column needs its empty value: row 0 would leak"
     exprs = []
-    for name in block.columns:
-        if name == K.ROW:
-            continue
-        agg, default, dtype = empties.get(name, ("", None, block.schema[name]))
-        fill = default if default is not None else K.empty_value(agg, dtype) if agg else None
-        kept = pl.when(pl.col("_present")).then(pl.col(name))
+    for name, (agg, default, dtype) in empties.items():  # every column of the block but `_row`
+        fill = default if default is not None else K.empty_value(agg, dtype)
+        kept = pl.when(pl.col("_present")).then(pl.col(name))  # absent rows read row 0 until masked
         exprs.append((kept.otherwise(pl.lit(fill).cast(dtype, strict=False)) if fill is not None else kept).alias(name))
     return full.with_columns(exprs).drop("_present")
 

@@ -88,10 +88,12 @@ PACKED = "_packed"  # the int64 (key, time) column `sort_by_key_time` may keep: 
 
 
 def sort_by_key_time(
-    frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[str] | None = None, keep_packed: bool = False
+    frame: pl.DataFrame | pl.LazyFrame, on: str, columns: list[str] | None = None, keep_packed: bool = False,
+    pos: str = "_pos",
 ) -> pl.DataFrame:
-    """`frame` (or its `columns`) sorted by (`_kid`, `on`, `_pos`); `frame` may be a lazy plan (a filter
-    not yet run, `groups.EventGroup.plan`): only `columns` are then materialised, in sorted order.
+    """`frame` (or its `columns`) sorted by (`_kid`, `on`, `pos`: the input position, `_row` for a spine);
+    `frame` may be a lazy plan (a filter not yet run, `groups.EventGroup.plan`): only `columns` are then
+    materialised, in sorted order.
     `keep_packed`: when the sort packed (key, time) into an int64, that column comes too, as `PACKED`
     (the position searches of `windows.PositionFinder` need it: 0.2 s to pack 8.5M rows again).
 
@@ -101,21 +103,21 @@ def sort_by_key_time(
     (10M rows: 1.6 s against 2.6 s for the three columns, measured under load).
     """
     if isinstance(frame, pl.DataFrame) and frame.height < PACKED_SORT_MIN_ROWS:
-        return frame.sort(["_kid", on, "_pos"]).select(columns or frame.columns)
+        return frame.sort(["_kid", on, pos]).select(columns or frame.columns)
     lf = frame.lazy()
     schema = lf.collect_schema()
     cols = columns or schema.names()
     if isinstance(frame, pl.LazyFrame):  # run the plan once: the checks below and the sort would each run it
-        lf = lf.select(list(dict.fromkeys([*cols, "_kid", on, "_pos"]))).collect(engine="in-memory").lazy()
+        lf = lf.select(list(dict.fromkeys([*cols, "_kid", on, pos]))).collect(engine="in-memory").lazy()
     t = pl.col(on).dt.epoch("us")
     st = lf.select(
         pl.len().alias("rows"),
         pl.col("_kid").min().alias("k0"), pl.col("_kid").max().alias("k1"), t.min().alias("t0"), t.max().alias("t1"),
         (pl.col("_kid").null_count() + pl.col(on).null_count()).alias("nulls"),
-        (pl.col("_pos").diff() < 0).any().alias("unordered"),
+        (pl.col(pos).diff() < 0).any().alias("unordered"),
     ).collect(engine="in-memory").row(0, named=True)
     if st["rows"] < PACKED_SORT_MIN_ROWS or st["nulls"] or st["k0"] is None or st["unordered"]:
-        return lf.sort(["_kid", on, "_pos"]).select(cols).collect(engine="in-memory")
+        return lf.sort(["_kid", on, pos]).select(cols).collect(engine="in-memory")
     span = int(st["t1"]) - int(st["t0"]) + 1
     keys = int(st["k1"]) - int(st["k0"]) + 1
     packed = packed_key_time(t, int(st["k0"]), int(st["t0"]), keys, span)

@@ -29,7 +29,8 @@ import polars as pl
 
 AGGS = ("count", "sum", "mean", "min", "max")
 PAIRS_PER_CHUNK = 1 << 20  # small enough that the allocator reuses the chunk's (already faulted) buffers
-MAX_THREADS = 4  # chunks at once (each holds ~10 arrays of its pairs: ~80 MB), whatever the core count
+MAX_THREADS = 4  # chunks at once, whatever the core count (a chunk's temporaries: about ten 8-byte arrays of
+# its 1M pairs, ~80 MB by that count, not measured)
 
 
 def threads() -> int:
