@@ -190,3 +190,41 @@ def test_debug_shows_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
 
     with pytest.raises(DefinitionError):
         main(["--debug", "--defs", "tests/fixtures/defs/bad_cycle.yaml", "validate"])
+
+
+def test_the_command_flushes_its_output_and_keeps_exit_codes() -> None:
+    """`python -m fpipe` (as the `fpipe` script) skips the interpreter's teardown: what it printed still
+    arrives whole through a pipe, and the exit codes are main's."""
+    fpipe = [sys.executable, "-m", "fpipe"]
+    env = {**ENV, "PATH": "/usr/bin:/bin"}
+    listed = subprocess.run([*fpipe, "--defs", VALID, "list", "--json"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["features"]  # the whole document: nothing left in a buffer
+    version = subprocess.run([*fpipe, "--version"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert (version.returncode, version.stdout) == (0, f"fpipe {__version__}\n")
+    bad = subprocess.run([*fpipe, "--defs", str(ROOT / "no-such-folder"), "validate"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert bad.returncode == 2 and "error: definitions folder" in bad.stderr and bad.stderr.endswith("1 error\n")
+
+
+@pytest.mark.parametrize("dask_loaded", [False, True])
+def test_run_exits_fast_only_without_dask(monkeypatch: pytest.MonkeyPatch, dask_loaded: bool) -> None:
+    import fpipe.app as fapp
+
+    exits: list[int] = []
+
+    def fake_main() -> None:
+        sys.exit(2)
+
+    monkeypatch.setattr(fapp, "main", fake_main)
+    monkeypatch.setattr(fapp.os, "_exit", exits.append)
+    if dask_loaded:
+        monkeypatch.setitem(sys.modules, "distributed", sys.modules["json"])
+    else:
+        monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    if dask_loaded:  # Dask's clusters and clients close at exit: the plain exit
+        with pytest.raises(SystemExit) as exc:
+            fapp.run()
+        assert exc.value.code == 2 and exits == []
+    else:
+        fapp.run()
+        assert exits == [2]

@@ -1,3 +1,3 @@
-from fpipe.app import main
+from fpipe.app import run
 
-main()
+run()
