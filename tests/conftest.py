@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from helpers import local_cluster
+
 settings.register_profile(
     "ci",
     derandomize=True,
@@ -23,11 +25,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
     """The address of a two-worker dask LocalCluster started outside fpipe (skips when dask is absent)."""
-    distributed = pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="2GB"
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
+    with local_cluster() as address:
+        yield address
+

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from fpipe.app import main
@@ -27,3 +30,17 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     out, err = capsys.readouterr()
     code = info.value.code
     return (code if isinstance(code, int) else 1), out, err
+
+
+@contextmanager
+def local_cluster() -> Iterator[str]:
+    """A two-worker dask LocalCluster started outside fpipe (worker processes: they inherit this process's
+    environment as it is now); yields its scheduler address. Skips when dask is absent."""
+    distributed = pytest.importorskip("distributed", reason="dask is not installed: pip install 'fpipe[dask]'")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="2GB"
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()

@@ -4,12 +4,13 @@ projection pushdown (only the columns a training set needs).
 Input order (which breaks the last ties of `latest`/`first`/`last`) across a glob or a folder is the
 lexicographic order of the file paths, then the row order inside each file.
 
-A path with a scheme (`s3://`, `gs://`, `az://`, `https://`, `file://`) is an object-store URL: it is handed to
-Polars as it is (Polars expands its globs and reads the credentials from the environment, e.g.
-`AWS_ACCESS_KEY_ID`), so a Dask worker reads its own partition straight from the store. Such inputs are
-not fingerprinted (hashing would download them): the manifest records the URL only, without its query
-string (a presigned URL's credential). A URL glob's files are read in the order Polars' object-store
-listing gives (S3 and GCS list keys in lexicographic order; input order only breaks the last ties).
+A path with a scheme (`s3://`, `gs://`, `az://`, `https://`, `file://`) is an object-store URL, read by Polars'
+object-store reader (credentials from the environment, e.g. `AWS_ACCESS_KEY_ID`), so a Dask worker reads its
+own partition straight from the store. A URL glob or folder on a store that lists its keys (S3, GCS, Azure:
+`url_files`) names the objects a local glob or folder would: the same order, the same files left out
+(`_SUCCESS`, hidden files), hive folders detected the same way, and CSV and NDJSON files read one by one
+(their columns may differ in order, set and type). Such inputs are not fingerprinted (hashing would download
+them): the manifest records the URL only, without its query string (a presigned URL's credential).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"
 
 def resolve_files(path: str) -> tuple[list[str], bool]:
     """The files behind a path, glob or folder, sorted lexicographically; and whether it is hive-partitioned.
-    A URL is one entry, left to Polars (which expands globs and reads hive folders itself)."""
+    A URL glob or folder on a store that lists its keys: its objects (`url_files`); another URL is one entry,
+    left to Polars."""
     if is_url(path):
-        return [path], False
+        return url_files(path) or ([path], False)
     if any(ch in path for ch in "*?["):
         files = sorted(f for f in globmod.glob(path, recursive=True) if os.path.isfile(f))
         if not files:
@@ -67,16 +69,51 @@ def detect_format(files: Sequence[str], declared: str | None) -> str:
     return fmt
 
 
+# schemes whose stores list their keys (a glob or a folder there names objects); an http(s) server does not
+_LISTING_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "gcp", "az", "azure", "abfs", "abfss", "adl"})
+
+
+def url_files(url: str) -> tuple[list[str], bool] | None:
+    """The objects a URL glob (`s3://bucket/events/*.csv`) or folder (`s3://bucket/events/`) names, as a local
+    glob or folder's files are (sorted; a folder's: parquet/csv/ndjson names, no part starting with `.` or
+    `_`), and whether the folder is hive-partitioned; None for one object's URL or a store that cannot list.
+    The listing is Polars' own (`_expand_paths`, private: pinned by the tested Polars range, and
+    tests/test_s3_sources.py fails if it goes)."""
+    parts = urlparse(url)
+    if parts.scheme.lower() not in _LISTING_SCHEMES or parts.query:
+        return None
+    folder = parts.path.endswith("/")
+    if not folder and not any(ch in parts.path for ch in "*?["):
+        return None
+    from polars.io._expand_paths import _expand_paths
+
+    try:  # a folder is listed whole (Polars refuses a folder of mixed file types: `_SUCCESS`, `.crc`)
+        listed = _expand_paths(url + "**/*" if folder else url).collect().get_column("path").to_list()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(Diagnostic(f"cannot list the objects: {_first_line(exc, url)}", file=display_path(url),
+                                   hint="check the bucket, the path and the credentials in the environment")) from None
+    hive = False
+    if not folder and not parts.path.rsplit("/", 1)[-1].startswith("."):  # as Python's glob: `*` skips dot files
+        listed = [f for f in listed if not urlparse(f).path.rsplit("/", 1)[-1].startswith(".")]
+    if folder:
+        inside = {f: urlparse(f).path[len(parts.path):].split("/") for f in listed}
+        listed = [f for f, rel in inside.items()
+                  if Path(rel[-1]).suffix.lower() in FORMATS and not any(p.startswith((".", "_")) for p in rel)]
+        hive = any("=" in p for f in listed for p in inside[f][:-1])
+    if not listed:
+        raise DataError(Diagnostic(f"no object matches this {'folder' if folder else 'glob'}", file=display_path(url),
+                                   hint="check the `path:` pattern and the credentials in the environment"))
+    return sorted(listed), hive
+
+
 def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
     files, hive = resolve_files(path)
     remote = is_url(path)
-    for f in files if not remote else []:
-        if os.path.getsize(f) == 0:
-            raise DataError(Diagnostic("file is empty (0 bytes)", file=display_path(f), hint="write at least a header/schema"))
     fmt = detect_format(files, fmt)
     try:
-        if fmt == "parquet":  # a URL's glob and hive folders are Polars' to expand and detect
-            lf = pl.scan_parquet(files, hive_partitioning=None if remote else hive, glob=remote)
+        if fmt == "parquet":  # one object's URL is Polars' to read as it is
+            as_is = remote and files == [path]
+            lf = pl.scan_parquet(files, hive_partitioning=None if as_is else hive, glob=as_is)
         elif fmt == "csv":
             lf = pl.concat(
                 [pl.scan_csv(f, infer_schema_length=100_000, try_parse_dates=False) for f in files], how="diagonal_relaxed"
