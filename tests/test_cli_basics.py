@@ -208,6 +208,8 @@ def test_the_command_flushes_its_output_and_keeps_exit_codes() -> None:
 
 @pytest.mark.parametrize("dask_loaded", [False, True])
 def test_run_exits_fast_only_without_dask(monkeypatch: pytest.MonkeyPatch, dask_loaded: bool) -> None:
+    import threading
+
     import fpipe.app as fapp
 
     exits: list[int] = []
@@ -217,6 +219,7 @@ def test_run_exits_fast_only_without_dask(monkeypatch: pytest.MonkeyPatch, dask_
 
     monkeypatch.setattr(fapp, "main", fake_main)
     monkeypatch.setattr(fapp.os, "_exit", exits.append)
+    monkeypatch.setattr("threading.enumerate", lambda: [threading.main_thread()])  # threads earlier tests left
     if dask_loaded:
         monkeypatch.setitem(sys.modules, "distributed", sys.modules["json"])
     else:

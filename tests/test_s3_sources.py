@@ -156,6 +156,9 @@ def test_url_files_lists_like_a_local_glob(s3: Any) -> None:
     assert url_files(f"{base}/") == ([f"{base}/part-{i}.csv" for i in range(3)], False)  # no _SUCCESS, no hidden file
     hive = f"s3://{BUCKET}/events/hive"
     assert url_files(f"{hive}/") == ([f"{hive}/part={i}/data.parquet" for i in range(3)], True)
+    # as Python's glob, `*` does not match a hidden name (`.part-9.crc`); a pattern that spells the dot out does
+    assert url_files(f"{base}/*part-*") == ([f"{base}/part-{i}.csv" for i in range(3)], False)
+    assert url_files(f"{base}/.part-*") == ([f"{base}/.part-9.crc"], False)
     # one object, or a store without listings: Polars reads the URL as it is
     assert url_files(f"{base}/part-0.csv") is None
     assert url_files("https://example.com/data/*.csv") is None
@@ -184,3 +187,23 @@ def test_a_missing_bucket_is_one_located_error_without_the_secret(
     assert err.splitlines()[1] == "  hint: check the bucket, the path and the credentials in the environment"
     assert "fpipe-test-secret" not in err and len(err.splitlines()) == 2
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_names_with_glob_characters_are_read_once(s3: Any, tmp_path: Path) -> None:
+    """A listed object (or a local file) named `a[1].csv` is that file, not a pattern matching `a1.csv` too."""
+    from fpipe.errors import DataError
+    from fpipe.io.sources import scan
+
+    local = tmp_path / "odd"
+    (local / "csv").mkdir(parents=True)
+    (local / "nd").mkdir()
+    for name, a in (("a[1]", 1), ("a1", 2), ("b", 3)):
+        (local / "csv" / f"{name}.csv").write_text(f"a\n{a}\n")
+        (local / "nd" / f"{name}.ndjson").write_text(f'{{"a": {a}}}\n')
+    base = upload(s3, local, "odd")
+    for path in (f"{base}/csv/*.csv", f"{base}/csv/", str(local / "csv" / "*.csv"), str(local / "csv")):
+        lf, files = scan(path, "csv")
+        assert len(files) == 3 and sorted(lf.collect().get_column("a").to_list()) == [1, 2, 3], path
+    for path in (f"{base}/nd/*.ndjson", f"{base}/nd/", str(local / "nd")):  # Polars reads an NDJSON name as a glob
+        with pytest.raises(DataError, match=r"an NDJSON file whose name holds '\*', '\?' or '\[' cannot be read by name"):
+            scan(path, "ndjson")

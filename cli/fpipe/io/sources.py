@@ -75,31 +75,46 @@ _LISTING_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "gcp", "az", "azure", "a
 
 def url_files(url: str) -> tuple[list[str], bool] | None:
     """The objects a URL glob (`s3://bucket/events/*.csv`) or folder (`s3://bucket/events/`) names, as a local
-    glob or folder's files are (sorted; a folder's: parquet/csv/ndjson names, no part starting with `.` or
-    `_`), and whether the folder is hive-partitioned; None for one object's URL or a store that cannot list.
-    The listing is Polars' own (`_expand_paths`, private: pinned by the tested Polars range, and
-    tests/test_s3_sources.py fails if it goes)."""
+    glob or folder's files are (sorted; no name or folder starting with `.` that the pattern does not spell
+    out; a folder's: parquet/csv/ndjson names, none under a `_` or `.` part), and whether the folder is
+    hive-partitioned; None for one object's URL or a store that cannot list. (`?` starts a URL's query: the
+    glob characters are `*` and `[...]`. The store's listing leaves out empty objects.) The listing is
+    Polars' own (`_expand_paths`, private: pinned by the tested Polars range, and tests/test_s3_sources.py
+    fails if it goes)."""
     parts = urlparse(url)
     if parts.scheme.lower() not in _LISTING_SCHEMES or parts.query:
         return None
     folder = parts.path.endswith("/")
-    if not folder and not any(ch in parts.path for ch in "*?["):
+    if not folder and not any(ch in parts.path for ch in "*["):
         return None
     from polars.io._expand_paths import _expand_paths
 
-    try:  # a folder is listed whole (Polars refuses a folder of mixed file types: `_SUCCESS`, `.crc`)
-        listed = _expand_paths(url + "**/*" if folder else url).collect().get_column("path").to_list()
+    def listing(pattern: str) -> list[str]:
+        return list(_expand_paths(pattern).collect().get_column("path").to_list())
+
+    try:
+        try:
+            listed = listing(url)
+        except pl.exceptions.PolarsError:
+            if not folder:
+                raise
+            # Polars lists a folder of one file type only (not beside `_SUCCESS`, `.crc`): everything under it
+            listed = listing(url + "**/*")
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(Diagnostic(f"cannot list the objects: {_first_line(exc, url)}", file=display_path(url),
                                    hint="check the bucket, the path and the credentials in the environment")) from None
+    # the parts of each object's path below the pattern's (or folder's) last fixed folder
+    fixed = parts.path if folder else parts.path[: parts.path.rfind("/", 0, min(i for i in (parts.path.find("*"), parts.path.find("[")) if i >= 0)) + 1]
+    pattern = parts.path[len(fixed):].split("/")
+    below = {f: urlparse(f).path[len(fixed):].split("/") for f in listed}
     hive = False
-    if not folder and not parts.path.rsplit("/", 1)[-1].startswith("."):  # as Python's glob: `*` skips dot files
-        listed = [f for f in listed if not urlparse(f).path.rsplit("/", 1)[-1].startswith(".")]
     if folder:
-        inside = {f: urlparse(f).path[len(parts.path):].split("/") for f in listed}
-        listed = [f for f, rel in inside.items()
+        listed = [f for f, rel in below.items()
                   if Path(rel[-1]).suffix.lower() in FORMATS and not any(p.startswith((".", "_")) for p in rel)]
-        hive = any("=" in p for f in listed for p in inside[f][:-1])
+        hive = any("=" in p for f in listed for p in below[f][:-1])
+    else:  # as Python's glob: `*` and `**` do not match a name starting with `.`
+        listed = [f for f in listed if not any(p.startswith(".") and not (i < len(pattern) and pattern[i].startswith("."))
+                                               for i, p in enumerate(below[f]))]
     if not listed:
         raise DataError(Diagnostic(f"no object matches this {'folder' if folder else 'glob'}", file=display_path(url),
                                    hint="check the `path:` pattern and the credentials in the environment"))
@@ -109,16 +124,26 @@ def url_files(url: str) -> tuple[list[str], bool] | None:
 def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
     files, hive = resolve_files(path)
     remote = is_url(path)
+    for f in files if not remote else []:
+        if os.path.getsize(f) == 0:
+            raise DataError(Diagnostic("file is empty (0 bytes)", file=display_path(f), hint="write at least a header/schema"))
     fmt = detect_format(files, fmt)
     try:
         if fmt == "parquet":  # one object's URL is Polars' to read as it is
             as_is = remote and files == [path]
             lf = pl.scan_parquet(files, hive_partitioning=None if as_is else hive, glob=as_is)
-        elif fmt == "csv":
+        elif fmt == "csv":  # each file by its own name (`[`, `*` in a name are not a pattern here)
             lf = pl.concat(
-                [pl.scan_csv(f, infer_schema_length=100_000, try_parse_dates=False) for f in files], how="diagonal_relaxed"
+                [pl.scan_csv(f, infer_schema_length=100_000, try_parse_dates=False, glob=False) for f in files],
+                how="diagonal_relaxed",
             )
         elif fmt == "ndjson":
+            # Polars' NDJSON reader takes every name as a glob (no option, no escape that its cloud lister parses):
+            # a name with `*`, `?` or `[` could read other files, or the same one twice
+            odd = next((f for f in files if any(ch in (urlparse(f).path if remote else Path(f).name) for ch in "*?[")), None)
+            if odd is not None:
+                raise DataError(Diagnostic("an NDJSON file whose name holds '*', '?' or '[' cannot be read by name",
+                                           file=display_path(odd), hint="rename the file, or write it as CSV or parquet"))
             lf = pl.concat([pl.scan_ndjson(f, infer_schema_length=100_000) for f in files], how="diagonal_relaxed")
         else:
             raise DataError(Diagnostic(f"unknown format '{fmt}'", file=display_path(path), hint="parquet, csv or ndjson"))
