@@ -207,3 +207,20 @@ def test_names_with_glob_characters_are_read_once(s3: Any, tmp_path: Path) -> No
     for path in (f"{base}/nd/*.ndjson", f"{base}/nd/", str(local / "nd")):  # Polars reads an NDJSON name as a glob
         with pytest.raises(DataError, match=r"an NDJSON file whose name holds '\*', '\?' or '\[' cannot be read by name"):
             scan(path, "ndjson")
+
+
+@pytest.mark.parametrize("name", ["café", "p%41", "a b", "k=1"])
+def test_a_folder_with_a_marker_and_any_name_is_listed(s3: Any, tmp_path: Path, name: str) -> None:
+    """A folder holding `_SUCCESS` and `.crc` files is listed whole; a name Polars' glob would percent-encode twice still lists."""
+    from fpipe.io.sources import scan
+
+    folder = tmp_path / "named" / name
+    folder.mkdir(parents=True)
+    pl.DataFrame({"a": [1]}).write_parquet(folder / "part-0.parquet")
+    pl.DataFrame({"a": [2]}).write_parquet(folder / "part-1.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_text("x")  # Polars refuses to list a folder of mixed file types
+    base = upload(s3, tmp_path / "named", f"named-{len(name)}-{ord(name[0])}")
+    lf, files = scan(f"{base}/{name}/", "parquet")
+    assert files == [f"{base}/{name}/part-{i}.parquet" for i in range(2)]
+    assert lf.collect().get_column("a").to_list() == [1, 2]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob as globmod
 import hashlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -98,8 +99,12 @@ def url_files(url: str) -> tuple[list[str], bool] | None:
         except pl.exceptions.PolarsError:
             if not folder:
                 raise
-            # Polars lists a folder of one file type only (not beside `_SUCCESS`, `.crc`): everything under it
-            listed = listing(url + "**/*")
+            # Polars lists a folder of one file type only (not beside `_SUCCESS`, `.crc`): everything under it,
+            # by a glob whose fixed part has no character to percent-encode (Polars' glob encodes it twice: a
+            # folder `café/` listed nothing); from the first such character on, the glob matches it instead
+            odd = re.search(r"[^A-Za-z0-9._~/-]", parts.path)
+            safe = parts.path if odd is None else f"{parts.path[: odd.start()]}[{odd.group()}]{parts.path[odd.end():]}"
+            listed = listing(f"{parts.scheme}://{parts.netloc}{safe}**/*")
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(Diagnostic(f"cannot list the objects: {_first_line(exc, url)}", file=display_path(url),
                                    hint="check the bucket, the path and the credentials in the environment")) from None
