@@ -116,7 +116,10 @@ def direct_windows(
         return f.window + (f.hop or timedelta(0))
 
     aggs = [W.WindowAgg(f"_f{i}", f.agg or "", f.column is not None) for i, f in enumerate(feats)]
-    out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64))
+    # the aggregations of one window share their count of rows (`_chunk` counts once per window and per
+    # "reads values", and only when the values have nulls does that differ from counting rows)
+    share = [(f.window, f.hop, a.reads_value and valid is not None) for a, f in zip(aggs, feats, strict=True)]
+    out = W.empty_outputs(aggs, m, values.dtype if values is not None else np.dtype(np.int64), share)
     events = W.Events(vis, values, valid)
     small_by_reach: dict[timedelta, np.ndarray] = {}
     windows = sorted(

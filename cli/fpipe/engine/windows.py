@@ -21,7 +21,7 @@ The aggregations of one window share one enumeration, and spine rows are process
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -322,19 +322,32 @@ def _segment_extreme(v: np.ndarray, mask: np.ndarray, starts: np.ndarray, agg: s
     return op.reduceat(masked, starts)
 
 
-def empty_outputs(aggs: Sequence[WindowAgg], m: int, value_dtype: np.dtype) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """alias -> (value, n) arrays of length m, n = 0 everywhere."""
+def empty_outputs(
+    aggs: Sequence[WindowAgg], m: int, value_dtype: np.dtype, share: Sequence[Hashable] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """alias -> (value, n) arrays of length m, n = 0 everywhere. `share`: per agg, a key; aggs with the same
+    key (one window, the same rows, the same rows counted: `_chunk` counts by window and `reads_value`) share
+    one n array, which is also a count's value array (a count is its n). At M: 15 window features kept
+    6 n arrays of 8 MB instead of 15, and no count value arrays."""
     out = {}
-    for wa in aggs:
+    ns: dict[Hashable, np.ndarray] = {}
+    for i, wa in enumerate(aggs):
+        if share is None:
+            n = np.zeros(m, dtype=np.int64)
+        else:
+            if share[i] not in ns:
+                ns[share[i]] = np.zeros(m, dtype=np.int64)
+            n = ns[share[i]]
         if wa.agg == "count":
-            dt: np.dtype = np.dtype(np.int64)
-        elif wa.agg == "mean":
-            dt = np.dtype(np.float64)
+            out[wa.alias] = (n if share is not None else np.zeros(m, dtype=np.int64), n)
+            continue
+        if wa.agg == "mean":
+            dt: np.dtype = np.dtype(np.float64)
         elif wa.agg == "sum":
             dt = np.dtype(np.float64) if value_dtype.kind == "f" else np.dtype(np.int64)
         else:
             dt = value_dtype
-        out[wa.alias] = (np.zeros(m, dtype=dt), np.zeros(m, dtype=np.int64))
+        out[wa.alias] = (np.zeros(m, dtype=dt), n)
     return out
 
 
