@@ -118,3 +118,32 @@ def test_nonexistent_local_time_is_a_data_error() -> None:
         build_frame(defs, "ts", sources={"ev": to_frame(rows, source_schema(naive=True)),
                                          "cb": to_frame([], source_schema(naive=True))},
                     spine=to_frame([srow(1, 10)], spine_schema()))
+
+
+@pytest.mark.parametrize("present_rows", [[3, 0, 4], [], [4, 2, 0, 1, 3]], ids=["some", "none", "all"])
+def test_fill_missing_rows_places_by_row_and_fills_the_absent(present_rows: list[int]) -> None:
+    """Block rows go to their spine row; a spine row absent from the block (no time or no full key) gets
+    the feature's default, else 0 for a count/sum, else null: never row 0's value."""
+    import numpy as np
+
+    from fpipe.engine.finish import fill_missing_rows
+
+    spine = pl.DataFrame({"_row": np.arange(5, dtype=np.uint32)})
+    block = pl.DataFrame(
+        {
+            "_row": pl.Series(present_rows, dtype=pl.UInt32),
+            "n": pl.Series([10 + r for r in present_rows], dtype=pl.Int64),
+            "lo": pl.Series([0.5 + r for r in present_rows], dtype=pl.Float64),
+            "d": pl.Series([f"v{r}" for r in present_rows], dtype=pl.String),
+        }
+    )
+    empties = {"n": ("count", None, pl.Int64()), "lo": ("min", None, pl.Float64()), "d": ("latest", "none", pl.String())}
+    out = fill_missing_rows(spine, block, empties)
+    assert out.columns == ["_row", "n", "lo", "d"]
+    assert out.get_column("_row").to_list() == [0, 1, 2, 3, 4]
+    for r in range(5):
+        row = out.row(r, named=True)
+        if r in present_rows:
+            assert (row["n"], row["lo"], row["d"]) == (10 + r, 0.5 + r, f"v{r}")
+        else:
+            assert (row["n"], row["lo"], row["d"]) == (0, None, "none")
