@@ -41,8 +41,8 @@ def _write_parts(events: pl.DataFrame, root: Path) -> None:
     """The events as three row ranges per format under root/<format>/, in an order the file names keep.
 
     CSV: the second file has its columns in another order, the third one more column; NDJSON: the first
-    file's amounts are whole numbers (an integer column there, floats in the others). A `_SUCCESS` marker and a
-    hidden file sit in each folder, as a Spark or Hadoop job leaves them."""
+    file's amounts are whole numbers (an integer column there, floats in the others). A `_SUCCESS` marker, a
+    hidden file and a `_temporary/` folder sit in the folders, as a Spark or Hadoop job leaves them."""
     n = events.height
     parts = [events.slice(0, n // 3), events.slice(n // 3, n // 3), events.slice(2 * (n // 3), n)]
     parts[0] = parts[0].with_columns(pl.col("amount").round(0))  # whole amounts, in every format
@@ -50,6 +50,11 @@ def _write_parts(events: pl.DataFrame, root: Path) -> None:
         (root / fmt).mkdir(parents=True)
         (root / fmt / "_SUCCESS").write_text("")
         (root / fmt / ".part-9.crc").write_text("x")
+    # an unfinished job's output under `_temporary/`: a folder's reader leaves it out (else its rows count twice)
+    (root / "parquet" / "_temporary" / "0").mkdir(parents=True)
+    parts[0].write_parquet(root / "parquet" / "_temporary" / "0" / "part-0.parquet")
+    (root / "csv" / "_temporary" / "0").mkdir(parents=True)
+    parts[0].write_csv(root / "csv" / "_temporary" / "0" / "part-0.csv")
     for i, part in enumerate(parts):
         part.write_parquet(root / "parquet" / f"part-{i}.parquet")
         (root / "hive" / f"part={i}").mkdir(parents=True)

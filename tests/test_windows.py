@@ -80,7 +80,10 @@ def test_compute_matches_brute_force(dtype: type, inclusive: bool, threads: int)
     aggs = {w: [W.WindowAgg(f"{a}{w}", a, a != "rows") for a in ("count", "sum", "mean", "min", "max", "rows")] for w in windows}
     for w in windows:
         aggs[w][-1] = W.WindowAgg(f"rows{w}", "count", False)
-    out = W.empty_outputs([a for w in windows for a in aggs[w]], kid_s.size, values.dtype)
+    every = [a for w in windows for a in aggs[w]]
+    # the aggregations of a window share their n as direct_windows shares them (values here have nulls)
+    out = W.empty_outputs(every, kid_s.size, values.dtype, [(w, a.reads_value) for w in windows for a in aggs[w]])
+    assert len({id(n) for _, n in out.values()}) == 4 and out["rows40"][0] is out["rows40"][1]
     rows = np.arange(kid_s.size)
     jobs = [(t, finder.find(t - w, inclusive), hi, aggs[w], rows) for w in windows]
     saved = W.PAIRS_PER_CHUNK

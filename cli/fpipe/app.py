@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
 def run() -> None:
     """The `fpipe` command (and `python -m fpipe`): `main`, then an exit that skips the interpreter's teardown.
 
-    Tearing down a process that held a few GB (the allocator returning it page by page) took 0.15 s of a
-    4.8 s backfill (`bench_windows` at M, 4 alternating runs each). Everything fpipe writes is written and
+    Tearing down a process that held a few GB took about 0.17 s of a 4.8 s backfill (`bench_windows` at M:
+    medians of 4 alternating runs each, 4.83 s with the teardown, 4.66 s without). Everything fpipe writes is written and
     renamed before `main` returns; stdout and stderr are flushed here. The plain exit is kept when flushing
     fails (a closed pipe gets Python's own handling), when Dask was loaded (its clusters and clients close
     at exit) or when another non-daemon thread still runs."""

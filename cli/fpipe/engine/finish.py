@@ -62,8 +62,10 @@ def fill_missing_rows(spine: pl.DataFrame, block: pl.DataFrame, empties: dict[st
     if block.height == spine.height:  # every spine row is in the block (`_row` is unique): a permutation, nothing to fill
         return block.select(pl.all().gather(pl.Series(at)))
     # a gather by indices without nulls (absent rows read row 0) masked by one when/then, per column in one
-    # select: 1M rows x 15 columns in 0.18 s against 0.28 s for a gather by indices with nulls, and only a
-    # column or two of gathered temporaries at a time (all 15 gathered first, then masked: 120 MB more at M)
+    # select (a gather by indices with nulls was slower): 1M rows x 15 columns in 0.14-0.18 s against
+    # 0.16-0.24 s for gathering every column before masking (5 runs each), and only a column or two of
+    # gathered temporaries at a time (all 15 gathered, then masked: the process's RSS at
+    # this step was 1503 MB at M for bench_windows, 1354 MB now; one sampled run each)
     assert set(block.columns) - {K.ROW} <= set(empties), "every column needs its empty value: row 0 would leak"
     if block.height == 0:
         block = block.clear(1)  # a row 0 of nulls for the gather to read (every row is then masked)

@@ -323,23 +323,20 @@ def _segment_extreme(v: np.ndarray, mask: np.ndarray, starts: np.ndarray, agg: s
 
 
 def empty_outputs(
-    aggs: Sequence[WindowAgg], m: int, value_dtype: np.dtype, share: Sequence[Hashable] | None = None
+    aggs: Sequence[WindowAgg], m: int, value_dtype: np.dtype, share: Sequence[Hashable]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """alias -> (value, n) arrays of length m, n = 0 everywhere. `share`: per agg, a key; aggs with the same
-    key (one window, the same rows, the same rows counted: `_chunk` counts by window and `reads_value`) share
-    one n array, which is also a count's value array (a count is its n). At M: 15 window features kept
-    6 n arrays of 8 MB instead of 15, and no count value arrays."""
+    key (one window, so the same rows, and the same rows counted: `_chunk` counts per window and per
+    `reads_value` when the values have nulls) share one n array, which is also a count's value array (a
+    count is its n): 15 window features over 3 windows, values with nulls, hold 6 n arrays, not 30 arrays."""
     out = {}
     ns: dict[Hashable, np.ndarray] = {}
-    for i, wa in enumerate(aggs):
-        if share is None:
-            n = np.zeros(m, dtype=np.int64)
-        else:
-            if share[i] not in ns:
-                ns[share[i]] = np.zeros(m, dtype=np.int64)
-            n = ns[share[i]]
+    for wa, key in zip(aggs, share, strict=True):
+        if key not in ns:
+            ns[key] = np.zeros(m, dtype=np.int64)
+        n = ns[key]
         if wa.agg == "count":
-            out[wa.alias] = (n if share is not None else np.zeros(m, dtype=np.int64), n)
+            out[wa.alias] = (n, n)
             continue
         if wa.agg == "mean":
             dt: np.dtype = np.dtype(np.float64)

@@ -19,7 +19,7 @@ import glob as globmod
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -43,12 +43,10 @@ def resolve_files(path: str) -> tuple[list[str], bool]:
             raise DataError(Diagnostic("no file matches this glob", file=display_path(path), hint="check the `path:` pattern"))
         return files, False
     if os.path.isdir(path):
-        files = sorted(
-            str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith((".", "_"))
-        )
+        below = {str(p): p.relative_to(path).parts for p in Path(path).rglob("*") if p.is_file()}
+        files, hive = folder_files(below)
         if not files:
             raise DataError(Diagnostic("folder holds no parquet, csv or ndjson file", file=display_path(path)))
-        hive = any("=" in part for f in files for part in Path(f).relative_to(path).parts[:-1])
         return files, hive
     if not os.path.exists(path):
         raise DataError(
@@ -70,15 +68,30 @@ def detect_format(files: Sequence[str], declared: str | None) -> str:
     return fmt
 
 
+def folder_files(below: Mapping[str, Sequence[str]]) -> tuple[list[str], bool]:
+    """A folder's data files, sorted, from every file under it (file -> its path's parts below the folder):
+    parquet/csv/ndjson names, none under a part starting with `.` or `_` (`_SUCCESS`, `.crc` checksums,
+    `_temporary/` and `.hidden/` folders a Spark or Hadoop job leaves), and whether they sit in hive
+    `key=value` folders. One rule for local folders and for URL folders (`url_files`)."""
+    files = sorted(f for f, rel in below.items()
+                   if Path(rel[-1]).suffix.lower() in FORMATS and not any(p.startswith((".", "_")) for p in rel))
+    return files, any("=" in p for f in files for p in below[f][:-1])
+
+
+def _fixed_folder(path: str) -> str:
+    """A glob's folder before its first pattern character (`/b/events/` of `/b/events/*/x*.csv`)."""
+    first = min(i for i in (path.find("*"), path.find("[")) if i >= 0)
+    return path[: path.rfind("/", 0, first) + 1]
+
+
 # schemes whose stores list their keys (a glob or a folder there names objects); an http(s) server does not
 _LISTING_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "gcp", "az", "azure", "abfs", "abfss", "adl"})
 
 
 def url_files(url: str) -> tuple[list[str], bool] | None:
     """The objects a URL glob (`s3://bucket/events/*.csv`) or folder (`s3://bucket/events/`) names, as a local
-    glob or folder's files are (sorted; no name or folder starting with `.` that the pattern does not spell
-    out; a folder's: parquet/csv/ndjson names, none under a `_` or `.` part), and whether the folder is
-    hive-partitioned; None for one object's URL or a store that cannot list. (`?` starts a URL's query: the
+    glob or folder's files are (sorted; a glob's: no name or folder starting with `.` that the pattern does
+    not spell out; a folder's: `folder_files`), and whether the folder is hive-partitioned; None for one object's URL or a store that cannot list. (`?` starts a URL's query: the
     glob characters are `*` and `[...]`. The store's listing leaves out empty objects.) The listing is
     Polars' own (`_expand_paths`, private: pinned by the tested Polars range, and tests/test_s3_sources.py
     fails if it goes)."""
@@ -108,22 +121,19 @@ def url_files(url: str) -> tuple[list[str], bool] | None:
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(Diagnostic(f"cannot list the objects: {_first_line(exc, url)}", file=display_path(url),
                                    hint="check the bucket, the path and the credentials in the environment")) from None
-    # the parts of each object's path below the pattern's (or folder's) last fixed folder
-    fixed = parts.path if folder else parts.path[: parts.path.rfind("/", 0, min(i for i in (parts.path.find("*"), parts.path.find("[")) if i >= 0)) + 1]
-    pattern = parts.path[len(fixed):].split("/")
-    below = {f: urlparse(f).path[len(fixed):].split("/") for f in listed}
+    fixed = parts.path if folder else _fixed_folder(parts.path)
+    below = {f: urlparse(f).path[len(fixed):].split("/") for f in listed}  # each object's parts below it
     hive = False
     if folder:
-        listed = [f for f, rel in below.items()
-                  if Path(rel[-1]).suffix.lower() in FORMATS and not any(p.startswith((".", "_")) for p in rel)]
-        hive = any("=" in p for f in listed for p in below[f][:-1])
-    else:  # as Python's glob: `*` and `**` do not match a name starting with `.`
-        listed = [f for f in listed if not any(p.startswith(".") and not (i < len(pattern) and pattern[i].startswith("."))
-                                               for i, p in enumerate(below[f]))]
+        listed, hive = folder_files(below)
+    else:  # as Python's glob: `*` and `**` do not match a name starting with `.` that the pattern does not spell
+        pattern = parts.path[len(fixed):].split("/")
+        listed = sorted(f for f, rel in below.items()
+                        if not any(p.startswith(".") and not (i < len(pattern) and pattern[i].startswith(".")) for i, p in enumerate(rel)))
     if not listed:
         raise DataError(Diagnostic(f"no object matches this {'folder' if folder else 'glob'}", file=display_path(url),
                                    hint="check the `path:` pattern and the credentials in the environment"))
-    return sorted(listed), hive
+    return listed, hive
 
 
 def scan(path: str, fmt: str | None = None) -> tuple[pl.LazyFrame, list[str]]:
