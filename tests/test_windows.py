@@ -234,3 +234,39 @@ def test_positions_use_the_sorts_packed_column_only_when_it_packs_alike() -> Non
         assert (got.packed_events is kept) == (kept is alike)
         for inclusive in (False, True):
             assert np.array_equal(got.find(t, inclusive), want.find(t, inclusive))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 300), st.integers(0, 40), st.integers(1, 6), st.integers(0, 120),
+       st.sampled_from([1, 2]), st.booleans())
+def test_covered_keeps_every_event_a_window_holds_and_drops_far_ones(
+    seed: int, n: int, m: int, keys: int, reach: int, threads: int, stray_keys: bool
+) -> None:
+    """`covered` keeps every event with t - reach <= et <= t for a spine row of its key (whatever the bucket
+    width), and drops every event farther than reach + 2 buckets from each such window: the buckets here are
+    at most 32 microseconds (a time span under 2,000 over at most 64 buckets)."""
+    rng = np.random.default_rng(seed)
+    kid_e = rng.integers(0, keys + (3 if stray_keys else 0), n)  # stray: keys no spine row has
+    et = rng.integers(-200, 1700, n)
+    kid_s = rng.integers(0, keys, m)
+    t = rng.integers(0, 1500, m)
+    saved = W.COVER_BLOCK
+    W.COVER_BLOCK = 7  # several blocks per thread
+    try:
+        keep = W.covered(kid_e, et, kid_s, t, reach, threads)
+    finally:
+        W.COVER_BLOCK = saved
+    assert keep is not None and keep.shape == (n,)
+    for i in range(n):
+        same = kid_s == kid_e[i]
+        gap = t[same] - et[i]  # the event is in a window of row j iff 0 <= gap_j <= reach
+        if ((gap >= 0) & (gap <= reach)).any():
+            assert keep[i], (i, kid_e[i], et[i])
+        if not ((gap >= -64) & (gap <= reach + 64)).any():
+            assert not keep[i], (i, kid_e[i], et[i])
+
+
+def test_covered_gives_up_on_keys_too_many_to_tabulate() -> None:
+    kid = np.array([0, W.COVER_CELLS])
+    assert W.covered(kid, np.array([0, 5]), kid, np.array([1, 6]), 3) is None
+    assert W.covered(np.array([1, 2]), np.array([0, 5]), np.array([], dtype=np.int64), np.array([], dtype=np.int64), 3).tolist() == [False, False]

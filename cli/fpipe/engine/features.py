@@ -4,7 +4,8 @@ All features of one entity share one sorted spine (by key id, then time); featur
 events (source, `where`, column) share their sorted prefix and rank tables (engine/groups.py).
 
 Kernel choice (ARCHITECTURE.md lists each algorithm and its cost):
-- windowed count, sum, mean, min, max, std, var (any hop) of small keys -> direct enumeration (engine/direct.py)
+- windowed count, sum, mean, min, max (any hop) of rows whose window holds <= 256 events, std, var of small
+  keys (any hop)                                 -> direct enumeration (engine/direct.py)
 - count, sum, mean                               -> cumulative (with a hop: plus the late rows per bucket)
 - latest                                         -> ordered (running max rank), then `ttl`
 - last, time_since_last (no hop)                 -> ordered over non-null rows, then the window edge
@@ -61,8 +62,9 @@ __all__ = ["CUMULATIVE", "DIRECT_WINDOW_EVENTS", "SMALL_KEY_EVENTS", "EntityFeat
 
 CUMULATIVE = {"count", "sum", "mean"}
 
-# a key whose events never number more than this inside one window gets its windows by direct enumeration:
-# count/sum/mean/min/max in numpy (engine/windows.py), the other aggregations by a Polars group-by.
+# direct enumeration of windows: count/sum/mean/min/max of a spine row whose window holds at most
+# DIRECT_WINDOW_EVENTS events, in numpy (engine/windows.py); the other aggregations of a key whose events never
+# number more than SMALL_KEY_EVENTS inside one window, by a Polars group-by (engine/direct.py).
 # Read here at each `precompute` (tests set them on this module).
 DIRECT_WINDOW_EVENTS = 256
 SMALL_KEY_EVENTS = 64
@@ -238,7 +240,7 @@ class EntityFeatures:
         self.es = es if es is not None else entity_spine(spine, spine_keys)
         self.groups: dict[tuple[Any, ...], EventGroup] = {}
         self._count_columns: dict[tuple[str, str, str | None], str] = {}
-        # (feature, window) -> results of the rows of small keys (`Direct`)
+        # (feature, window) -> results of the small rows (`Direct`)
         self.direct: dict[tuple[str, timedelta], Direct] = {}
 
     def _group(self, source_frame: pl.DataFrame, source: SourceSpec, entity: str, column: str | None,
@@ -472,7 +474,7 @@ class EntityFeatures:
         return distinct, rows.get_column("_cn").fill_null(0), dtype
 
     def precompute(self, features: Sequence[FeatureSpec], frames: Mapping[str, pl.DataFrame]) -> None:
-        """Compute the windowed features of small keys (one enumeration per event group and window) and the
+        """Compute the windowed features of small rows (one enumeration per event group and window) and the
         rolling columns of the other keys' min/max windows in one pass (Polars evaluates the expressions of
         one `select` in parallel)."""
         for f in features:
@@ -512,7 +514,7 @@ class EntityFeatures:
             if not (f.source and f.entity and f.agg) or f.source not in frames:
                 continue
             if f.window is not None and (f.name, f.window) in self.direct:
-                continue  # small keys are done; any other keys are computed apart (EntityFeatures._big_keys_part)
+                continue  # small rows are done; any other rows are computed apart (EntityFeatures._big_keys_part)
             group = self._feature_group(f, frames[f.source])
             if rolls(f.agg, f.window, f.hop, group.schema["_v"]):
                 assert f.window is not None
@@ -521,7 +523,7 @@ class EntityFeatures:
                 specs.update({("count", f.window, inclusive), ("max_vis", f.window, inclusive), (f.agg, f.window, inclusive)})
         for group, specs in wanted.values():
             rolling(group, self.es.sorted, sorted(specs, key=str))
-        for group in self.groups.values():  # read only by the direct windows, all computed by now
+        for group in self.groups.values():  # read only by the tests of small keys, all done by now
             group.by_et_narrow = None
 
     def label(self, label: LabelSpec, source_frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataType]:

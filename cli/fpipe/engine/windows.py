@@ -1,9 +1,10 @@
-"""Windowed count, sum, mean, min and max of *small* keys by direct enumeration, in numpy.
+"""Windowed count, sum, mean, min and max of spine rows whose windows hold few events, by direct enumeration,
+in numpy.
 
-A key is small for a window w when its own events never number more than `limit` inside one window of
-length w (decided from the key's events alone, so a spine row takes the same path in a backfill, in
-`explain` and in every partition, and float sums are bit-identical across them). For a small key every
-spine row's window holds at most `limit` events, so enumerating them costs O(spine rows x limit).
+A spine row is small for a window when the window (by event time, visible or not) holds at most `limit`
+events of its key: decided from the row's own window, so the row takes the same path in a backfill, in
+`explain` and in every partition, and float sums are bit-identical across them. Enumerating the windows of
+small rows costs O(spine rows x limit). Only the events some window may hold are sorted (`covered`).
 
 With the events of the entity sorted by (key, event time, input position), the events of spine row i
 whose event time lies in the window are one contiguous range of positions [lo_i, hi_i) (two as-of
@@ -86,6 +87,74 @@ def big_keys(kid: np.ndarray, et: np.ndarray, window_us: int, limit: int) -> np.
 def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
     """Spine rows whose key is not big (a key without events is small: every window of it is empty)."""
     return ~np.isin(spine_kid, big)
+
+
+COVER_CELLS = 1 << 23  # at most this many (key, time bucket) cells in `covered`'s table (8 MB of flags)
+COVER_BLOCK = 1 << 16  # events per block of `covered`'s lookups
+COVER_BUCKETS = 64  # at most this many time buckets per key: finer ones keep few events fewer (M: 52% of events
+# kept with 63 buckets of 6.4 days, 56% with 32 of 12.7 days)
+
+
+def covered(
+    kid_e: np.ndarray, et_e: np.ndarray, kid_s: np.ndarray, t_s: np.ndarray, reach: int, threads: int = 1
+) -> np.ndarray | None:
+    """Which events (key `kid_e`, event time `et_e`, any order) some spine row (`kid_s`, `t_s`) may hold in a
+    window reaching `reach` microseconds back: a superset of the events with t - reach <= et <= t for a spine
+    row of their key. None when the keys span too many values to tabulate (then every event is kept).
+
+    Time is cut into buckets of a power of two microseconds; a spine row marks the buckets of its key that
+    [t - reach, t] touches (a difference table over (key, bucket) cells and one running sum), and an event is
+    kept when its cell is marked: O(events + spine rows + cells), no sort. An event no window holds can only
+    be dropped, so every window's events, and their order, are unchanged."""
+    if kid_s.size == 0 or kid_e.size == 0:
+        return np.zeros(kid_e.size, dtype=bool)
+    k0, k1 = int(kid_s.min()), int(kid_s.max())
+    keys = k1 - k0 + 1
+    buckets = min(COVER_CELLS // keys - 2, COVER_BUCKETS)
+    if buckets < 1:
+        return None
+    t0, t1 = int(t_s.min()) - reach, int(t_s.max())
+    shift = 0
+    while ((t1 - t0) >> shift) + 1 > buckets:
+        shift += 1
+    width = ((t1 - t0) >> shift) + 1
+    stride = width + 2  # per key: a cell before t0, the buckets, a cell after t1 (neither is ever marked)
+    row = (kid_s - k0) * stride + 1
+    first = row + ((t_s - reach - t0) >> shift)
+    after = row + ((t_s - t0) >> shift) + 1  # at most row + width: inside the key's cells
+    cells = keys * stride
+    marks = np.bincount(first, minlength=cells) - np.bincount(after, minlength=cells)
+    table = np.cumsum(marks) > 0
+    del marks
+    keep = np.empty(kid_e.size, dtype=bool)
+    outside = int(kid_e.min()) < k0 or int(kid_e.max()) > k1  # events of keys no spine row has
+
+    def part(a: int, b: int) -> None:
+        for c in range(a, b, COVER_BLOCK):  # blocks whose temporaries stay in cache, updated in place
+            d = min(c + COVER_BLOCK, b)
+            k = kid_e[c:d]
+            cell = np.clip(k, k0, k1) if outside else k.copy()
+            cell -= k0
+            cell *= stride
+            bucket = et_e[c:d] - t0
+            bucket >>= shift
+            np.clip(bucket, -1, width, out=bucket)
+            cell += bucket
+            cell += 1
+            np.take(table, cell, out=keep[c:d])
+            if outside:
+                keep[c:d] &= (k >= k0) & (k <= k1)
+
+    cuts = np.linspace(0, kid_e.size, max(1, threads) + 1).astype(np.int64)
+    if threads > 1 and kid_e.size >= 1 << 20:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-cover") as pool:
+            for done in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
+                done.result()
+    else:
+        part(0, kid_e.size)
+    return keep
 
 
 PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2**PACKED_BITS
