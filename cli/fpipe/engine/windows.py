@@ -104,8 +104,8 @@ def covered(
     row of their key. None when the keys span too many values to tabulate (then every event is kept).
 
     Time is cut into buckets of a power of two microseconds; a spine row marks the buckets of its key that
-    [t - reach, t] touches (a difference table over (key, bucket) cells and one running sum), and an event is
-    kept when its cell is marked: O(events + spine rows + cells), no sort. An event no window holds can only
+    [t - reach, t] touches, and an event is kept when its (key, bucket) cell is marked: O(events + spine rows
+    x buckets + cells), no sort. An event no window holds can only
     be dropped, so every window's events, and their order, are unchanged."""
     if kid_s.size == 0 or kid_e.size == 0:
         return np.zeros(kid_e.size, dtype=bool)
@@ -123,10 +123,12 @@ def covered(
     row = (kid_s - k0) * stride + 1
     first = row + ((t_s - reach - t0) >> shift)
     after = row + ((t_s - t0) >> shift) + 1  # at most row + width: inside the key's cells
-    cells = keys * stride
-    marks = np.bincount(first, minlength=cells) - np.bincount(after, minlength=cells)
-    table = np.cumsum(marks) > 0
-    del marks
+    # each row marks its cells [first, after) (at most width + 1 of them): by index, not a difference table
+    # and a running sum over every cell (M, 6.4M cells: 0.08 s against 0.09-0.23 s, the slower in a fresh process)
+    lens = after - first
+    starts = np.cumsum(lens) - lens
+    table = np.zeros(keys * stride, dtype=bool)
+    table[np.arange(int(starts[-1] + lens[-1]), dtype=np.int64) - np.repeat(starts - first, lens)] = True
     keep = np.empty(kid_e.size, dtype=bool)
     outside = int(kid_e.min()) < k0 or int(kid_e.max()) > k1  # events of keys no spine row has
 
