@@ -90,7 +90,7 @@ def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
     return ~np.isin(spine_kid, big)
 
 
-COVER_CELLS = 1 << 23  # at most this many (key, time bucket) cells in `covered`'s table (8 MB of flags)
+COVER_CELLS = 1 << 23  # at most this many (key, time bucket) cells in `covered`'s table (1 MB of bits)
 COVER_BLOCK = 1 << 16  # events per block of `covered`'s lookups
 COVER_BUCKETS = 64  # at most this many time buckets per key: finer ones keep few events fewer (M: 52% of events
 # kept with 63 buckets of 6.4 days, 56% with 32 of 12.7 days)
@@ -123,12 +123,23 @@ def covered(
     row = (kid_s - k0) * stride + 1
     first = row + ((t_s - reach - t0) >> shift)
     after = row + ((t_s - t0) >> shift) + 1  # at most row + width: inside the key's cells
-    # each row marks its cells [first, after) (at most width + 1 of them): by index, not a difference table
-    # and a running sum over every cell (M, 6.4M cells: 0.08 s against 0.09-0.23 s, the slower in a fresh process)
-    lens = after - first
-    starts = np.cumsum(lens) - lens
-    table = np.zeros(keys * stride, dtype=bool)
-    table[np.arange(int(starts[-1] + lens[-1]), dtype=np.int64) - np.repeat(starts - first, lens)] = True
+    if (first[1:] < first[:-1]).any():  # rows not in (key, time) order
+        order = np.argsort(first, kind="stable")
+        first, after = first[order], after[order]
+    # the rows' cell ranges [first, after), merged where they overlap or touch (first in order, so a range
+    # starts a new one when it begins after every earlier range ends), marked by their two ends and one
+    # running sum: O(spine rows + cells) (M, 6.4M cells: 0.045 s in a fresh process, against 0.09-0.23 s
+    # for two bincounts over every cell, and 0.07-0.16 s marking each row's cells by index)
+    reach_end = np.maximum.accumulate(after)
+    opens = np.r_[True, first[1:] > reach_end[:-1]]
+    starts = np.flatnonzero(opens)
+    marks = np.zeros(keys * stride, dtype=np.int8)
+    marks[first[starts]] = 1
+    marks[reach_end[np.r_[starts[1:] - 1, first.size - 1]]] = -1  # every end < the next start: all distinct
+    # one bit a cell (M: 0.8 MB, which the caches hold; the events' keys come in any order, so their
+    # lookups are random: 0.09 s against 0.13-0.15 s for a byte a cell, one thread)
+    table = np.packbits(np.cumsum(marks, dtype=np.int8).view(bool), bitorder="little")
+    del marks
     keep = np.empty(kid_e.size, dtype=bool)
     outside = int(kid_e.min()) < k0 or int(kid_e.max()) > k1  # events of keys no spine row has
 
@@ -144,7 +155,10 @@ def covered(
             np.clip(bucket, -1, width, out=bucket)
             cell += bucket
             cell += 1
-            np.take(table, cell, out=keep[c:d])
+            bits = np.take(table, cell >> 3)
+            bits >>= (cell & 7).astype(np.uint8)
+            np.bitwise_and(bits, 1, out=bits)
+            keep[c:d] = bits.view(bool)
             if outside:
                 keep[c:d] &= (k >= k0) & (k <= k1)
 
