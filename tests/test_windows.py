@@ -253,12 +253,12 @@ def test_covered_keeps_every_event_a_window_holds_and_drops_far_ones(
     if seed % 2:  # in (key, time) order, as the engine's spine is; else in any order
         order = np.lexsort((t, kid_s))
         kid_s, t = kid_s[order], t[order]
-    saved = W.COVER_BLOCK
-    W.COVER_BLOCK = 7  # several blocks per thread
+    saved = W.COVER_BLOCK, W.COVER_THREADED
+    W.COVER_BLOCK, W.COVER_THREADED = 7, 1  # several blocks per thread; threads > 1 split even a few events
     try:
         keep = W.covered(kid_e, et, kid_s, t, reach, threads)
     finally:
-        W.COVER_BLOCK = saved
+        W.COVER_BLOCK, W.COVER_THREADED = saved
     assert keep is not None and keep.shape == (n,)
     for i in range(n):
         same = kid_s == kid_e[i]

@@ -92,6 +92,7 @@ def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
 
 COVER_CELLS = 1 << 23  # at most this many (key, time bucket) cells in `covered`'s table (1 MB of bits)
 COVER_BLOCK = 1 << 16  # events per block of `covered`'s lookups
+COVER_THREADED = 1 << 20  # `covered` splits the events among its threads from this many on
 COVER_BUCKETS = 64  # at most this many time buckets per key: finer ones keep few events fewer (M: 52% of events
 # kept with 63 buckets of 6.4 days, 56% with 32 of 12.7 days)
 
@@ -105,8 +106,9 @@ def covered(
 
     Time is cut into buckets of a power of two microseconds; a spine row marks the buckets of its key that
     [t - reach, t] touches, and an event is kept when its (key, bucket) cell is marked: O(events + spine rows
-    + cells), no sort. Only events no window holds are dropped, so every window's events, and their order,
-    are unchanged."""
+    + cells) for spine rows in (key, time) order, as the engine's are (else a sort of the spine rows first);
+    the events are not sorted. Only events no window holds are dropped, so every window's events, and their
+    order, are unchanged."""
     if kid_s.size == 0 or kid_e.size == 0:
         return np.zeros(kid_e.size, dtype=bool)
     k0, k1 = int(kid_s.min()), int(kid_s.max())
@@ -163,7 +165,7 @@ def covered(
                 keep[c:d] &= (k >= k0) & (k <= k1)
 
     cuts = np.linspace(0, kid_e.size, max(1, threads) + 1).astype(np.int64)
-    if threads > 1 and kid_e.size >= 1 << 20:
+    if threads > 1 and kid_e.size >= COVER_THREADED:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-cover") as pool:
