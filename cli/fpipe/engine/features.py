@@ -4,8 +4,10 @@ All features of one entity share one sorted spine (by key id, then time); featur
 events (source, `where`, column) share their sorted prefix and rank tables (engine/groups.py).
 
 Kernel choice (ARCHITECTURE.md lists each algorithm and its cost):
-- windowed count, sum, mean, min, max (any hop) of rows whose window holds <= 256 events, std, var of small
-  keys (any hop)                                 -> direct enumeration (engine/direct.py)
+- windowed count, sum, mean, min, max (any hop) -> direct enumeration for rows whose window holds <= 256
+                                                   events (engine/direct.py)
+- windowed std, var (any hop)                    -> direct enumeration for keys never holding > 64 events in
+                                                   a window (engine/direct.py)
 - count, sum, mean                               -> cumulative (with a hop: plus the late rows per bucket)
 - latest                                         -> ordered (running max rank), then `ttl`
 - last, time_since_last (no hop)                 -> ordered over non-null rows, then the window edge
