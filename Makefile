@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m compileall -q cli  # bytecode, as a wheel install writes it (PYTHONDONTWRITEBYTECODE would skip it)
 	touch $(STAMP)
 
 venv: $(STAMP)

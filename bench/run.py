@@ -13,6 +13,7 @@ exit status is 1.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import datetime as dt
 import os
@@ -359,6 +360,15 @@ def extra_commands(size: str, data: Path, results_dir: Path, all_out: Path | Non
     return out
 
 
+def compile_fpipe() -> None:
+    """Write the bytecode of fpipe's modules before timing it, as installing a wheel does. An editable install
+    (`make`) leaves the sources uncompiled, and with PYTHONDONTWRITEBYTECODE set (as on this machine) every
+    fpipe process would compile its 25 modules again: 0.15 s of each run (imports 0.80 -> 0.65 s, measured)."""
+    import fpipe
+
+    compileall.compile_dir(Path(fpipe.__file__).parent, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="S,M", help="comma-separated: T (tiny), S, M, L")
@@ -371,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
+    compile_fpipe()
     sizes = [s for s in args.sizes.split(",") if s]
     rows: list[Measurement] = []
     extras: list[Measurement] = []
