@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fpipe.engine import kernels as K
 from fpipe.engine import windows as W
 
 
@@ -218,22 +220,56 @@ def test_visible_in_ranges_matches_brute_force(seed: int, n: int, k: int, inclus
         assert got.get(i, []) == want, (i, lo[i], hi[i], t[i])
 
 
-def test_positions_use_the_sorts_packed_column_only_when_it_packs_alike() -> None:
-    rng = np.random.default_rng(3)
-    kid, et = sorted_events(rng, 300, 5, 1000)
-    kid_s = np.repeat(np.arange(-1, 7), 4)  # keys below, inside and above the events' range
-    t = np.tile(np.array([0, 10, 500, 1200]), 8)
-    want = W.PositionFinder.packed(kid, et, kid_s)
-    assert want is not None
-    k0, t0, span = int(kid[0]), int(et.min()), int(et.max()) - int(et.min()) + 1
-    alike = (kid - k0) * span + (et - t0)
-    other = kid * (span + 7) + et  # packed another way: not used
-    for kept in (alike, other, alike[:-1]):
-        got = W.PositionFinder.packed(kid, et, kid_s, kept)
-        assert got is not None
-        assert (got.packed_events is kept) == (kept is alike)
-        for inclusive in (False, True):
-            assert np.array_equal(got.find(t, inclusive), want.find(t, inclusive))
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.integers(1, 8), st.integers(1, 400))
+def test_packed_sort_orders_and_positions_as_the_full_sort(seed: int, n: int, keys: int, span: int) -> None:
+    """`kernels.sort_packed` (no key or time columns, the positions searched on its packed column through
+    `PositionFinder.from_packed`) gives the rows, in the order, and the positions of `sort_by_key_time` and
+    `position_finder`: ties in (key, time) keep input order, spine keys below, inside and above the events'."""
+    rng = np.random.default_rng(seed)
+    kid = rng.integers(0, keys, n) + 5
+    et = rng.integers(0, span, n)  # few distinct times: many ties
+    frame = pl.DataFrame({
+        "_kid": kid, "_et": pl.Series(et * 1_000_000 + 10**15).cast(pl.Datetime("us", "UTC")),
+        "_vis": rng.integers(0, 10**9, n), "_v": rng.normal(size=n), "_pos": np.arange(n, dtype=np.uint32),
+    })
+    saved = K.PACKED_SORT_MIN_ROWS
+    K.PACKED_SORT_MIN_ROWS = 0
+    try:
+        got = K.sort_packed(frame, "_et", ["_vis", "_v"])
+        full = K.sort_by_key_time(frame, "_et", ["_kid", "_et", "_vis", "_v"])
+    finally:
+        K.PACKED_SORT_MIN_ROWS = saved
+    assert got is not None
+    assert got.frame.columns == ["_vis", "_v", K.PACKED]
+    order = np.lexsort((np.arange(n), et, kid))  # (key, time, input position)
+    assert full.equals(frame.select("_kid", "_et", "_vis", "_v")[order])
+    assert got.frame.select("_vis", "_v").equals(full.select("_vis", "_v"))
+    kid_e, et_e = full.get_column("_kid").to_numpy(), full.get_column("_et").to_physical().to_numpy()
+    packed = got.frame.get_column(K.PACKED).to_numpy()
+    assert np.array_equal(packed, (kid_e - got.k0) * got.span + (et_e - got.t0))
+    kid_s = rng.integers(0, keys + 10, 50)
+    t = rng.integers(-2, span + 2, 50) * 1_000_000 + 10**15
+    finder = W.PositionFinder.from_packed(packed, got.k0, got.k1, got.t0, got.span, kid_s)
+    reference = W.position_finder(kid_e, et_e, kid_s)
+    assert reference is not None
+    for inclusive in (False, True):
+        assert np.array_equal(finder.find(t, inclusive), reference.find(t, inclusive))
+
+
+def test_packed_sort_declines_what_it_cannot_pack() -> None:
+    """None (the caller then sorts with keys and times): rows not in input order, a null key or time, too few
+    rows, or keys x time span not below 2**bits."""
+    frame = pl.DataFrame({
+        "_kid": [3, 1, 2] * 20_000, "_et": pl.Series(list(range(60_000))).cast(pl.Datetime("us", "UTC")),
+        "_v": [1.0] * 60_000, "_pos": list(range(60_000)),
+    })
+    assert K.sort_packed(frame, "_et", ["_v"]) is not None
+    assert K.sort_packed(frame.reverse(), "_et", ["_v"]) is None
+    assert K.sort_packed(frame.with_columns(pl.when(pl.col("_pos") == 7).then(None).otherwise("_kid").alias("_kid")), "_et", ["_v"]) is None
+    assert K.sort_packed(frame.head(100), "_et", ["_v"]) is None
+    assert K.sort_packed(frame, "_et", ["_v"], bits=17) is None  # 3 keys x 60,000 us >= 2**17
+    assert K.sort_packed(frame, "_et", ["_v"], bits=18) is not None
 
 
 @settings(max_examples=80, deadline=None)

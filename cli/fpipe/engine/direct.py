@@ -71,20 +71,38 @@ def small_rows(group: EventGroup, sp: pl.DataFrame, window: timedelta, limit: in
     return group.small[(window, limit)]
 
 
-def window_events(group: EventGroup, kid_s: np.ndarray, t_s: np.ndarray, reach: timedelta) -> tuple[pl.DataFrame, int]:
+@dataclass
+class WindowEvents:
+    """The events some window may hold (`window_events`), in (key, event time, input position) order."""
+
+    frame: pl.DataFrame  # `_vis`, `_v`; and `_kid`, `_et` when `finder` is None (the as-of lookups read them)
+    finder: W.PositionFinder | W.GroupedFinder | None  # positions in that order (None: too many key groups)
+    total: int  # the group's events (a lazy plan's count would be one more pass over the source: 0.035 s at M)
+
+
+def window_events(group: EventGroup, kid_s: np.ndarray, t_s: np.ndarray, reach: timedelta) -> WindowEvents:
     """The group's events that some spine row (keys `kid_s`, times `t_s` in microseconds) may hold in a window
-    reaching `reach` back (`windows.covered`), in (key, event time, input position) order: `_kid`, `_et`,
-    `_vis`, `_v`, and the sort's packed (key, time) column `K.PACKED` when it made one. Every window holds the
-    same events as among all the group's events, in the same order, so its values are the same bits; the
-    others are not sorted (at M: 4.5M of 8.5M kept, the sort 1.05 -> 0.5 s). Also returns the group's number of
-    events (a lazy plan's count is one more pass over the source: 0.035 s at M)."""
+    reaching `reach` back (`windows.covered`), in (key, event time, input position) order. Every window holds
+    the same events as among all the group's events, in the same order, so its values are the same bits; the
+    others are not sorted (at M: 4.5M of 8.5M kept, the sort 1.05 -> 0.5 s).
+
+    When (key, time) packs into an int64 the sort keeps the packed value and the position searches read it
+    (`K.sort_packed`); the key and the time are not recovered from it (0.1 s at M)."""
     plan = group.plan.lazy() if isinstance(group.plan, pl.DataFrame) else group.plan
     ev = plan.select("_kid", "_et", "_vis", "_v", "_pos").collect(engine="in-memory")
     keep = W.covered(ev.get_column("_kid").to_numpy(), us(ev.get_column("_et")), kid_s, t_s, window_us(reach), W.threads())
-    events = ev.height
+    total = ev.height
     if keep is not None and not keep.all():
         ev = ev.filter(pl.Series(keep))
-    return K.sort_by_key_time(ev, "_et", ["_kid", "_et", "_vis", "_v"], keep_packed=True), events
+    packed = K.sort_packed(ev, "_et", ["_vis", "_v"], bits=W.PACKED_BITS) if ev.height else None
+    if packed is not None:
+        finder = W.PositionFinder.from_packed(
+            packed.frame.get_column(K.PACKED).to_numpy(), packed.k0, packed.k1, packed.t0, packed.span, kid_s
+        )
+        return WindowEvents(packed.frame.select("_vis", "_v"), finder, total)
+    by_et = K.sort_by_key_time(ev, "_et", ["_kid", "_et", "_vis", "_v"])
+    finder_or_none = W.position_finder(by_et.get_column("_kid").to_numpy(), us(by_et.get_column("_et")), kid_s)
+    return WindowEvents(by_et, finder_or_none, total)
 
 
 def direct_windows(
@@ -110,9 +128,10 @@ def direct_windows(
     reach = max(window + (hop or timedelta(0)) for window, hop in windows)
     t_s = us(sp.get_column(K.T))
     kid_s = sp.get_column("_kid").to_numpy()
-    by_et, events_in_group = window_events(group, kid_s, t_s, reach)
-    if events_in_group == 0:
+    we = window_events(group, kid_s, t_s, reach)
+    if we.total == 0:
         return done
+    by_et, finder = we.frame, we.finder
     v = by_et.get_column("_v")
     # sum/mean/min/max read the (numeric, by `windows.supported`) values; a count of a column of any type
     # reads only which rows have one (a Null-typed column has none)
@@ -120,12 +139,9 @@ def direct_windows(
     values = v.fill_null(0).to_numpy() if reads_values else None
     has_column = any(f.column is not None for f in feats)
     valid = v.is_not_null().to_numpy() if has_column and v.null_count() else None
-    et, vis = us(by_et.get_column("_et")), us(by_et.get_column("_vis"))
-    kid_e = by_et.get_column("_kid").to_numpy()
-    packed = by_et.get_column(K.PACKED).to_numpy() if K.PACKED in by_et.columns else None
-    finder = W.position_finder(kid_e, et, kid_s, packed)
+    vis = us(by_et.get_column("_vis"))
     if finder is None:  # too many key groups (a time span of millennia): as-of lookups on a global position table
-        starts = np.searchsorted(kid_e, kid_s, side="left")
+        starts = np.searchsorted(by_et.get_column("_kid").to_numpy(), kid_s, side="left")
         ends = by_et.select("_kid", "_et", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cn"))
 
     def position(window: timedelta | None, hop: timedelta | None = None) -> np.ndarray:

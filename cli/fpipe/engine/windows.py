@@ -204,9 +204,8 @@ class PositionFinder:
     span: int
 
     @classmethod
-    def packed(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, given: np.ndarray | None = None) -> PositionFinder | None:
-        """`given`: the events' packed values when the sort kept them (`kernels.sort_by_key_time`, which packs
-        with the same smallest key and time and span); computed here otherwise."""
+    def packed(cls, kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | None:
+        """The finder for events `kid_e`, `et` in (key, time) order, packed here; None when they do not fit."""
         if kid_e.size == 0:
             return None
         k0, k1 = int(kid_e[0]), int(kid_e[-1])  # sorted by key
@@ -214,12 +213,13 @@ class PositionFinder:
         span = t1 - t0 + 1
         if (k1 - k0 + 1) * span >= 1 << PACKED_BITS:
             return None
-        if given is not None and given.size == kid_e.size and all(
-            int(given[i]) == (int(kid_e[i]) - k0) * span + int(et[i]) - t0 for i in (0, -1)
-        ):
-            packed_events = given
-        else:
-            packed_events = (kid_e - k0) * span + (et - t0)
+        return cls.from_packed((kid_e - k0) * span + (et - t0), k0, k1, t0, span, kid_s)
+
+    @classmethod
+    def from_packed(cls, packed_events: np.ndarray, k0: int, k1: int, t0: int, span: int, kid_s: np.ndarray) -> PositionFinder:
+        """The finder over events already packed and sorted (`kernels.sort_packed`): keys k0..k1, times from t0
+        over `span` microseconds, which fits in `PACKED_BITS` (as `packed` would build it from the keys and times)."""
+        assert (k1 - k0 + 1) * span < 1 << PACKED_BITS
         return cls(packed_events, (np.clip(kid_s, k0, k1) - k0) * span, kid_s < k0, kid_s > k1, t0, span)
 
     def find(self, at: np.ndarray, inclusive: bool) -> np.ndarray:
@@ -237,13 +237,10 @@ MAX_KEY_GROUPS = 4096  # beyond this many key groups, the caller's as-of lookups
 GROUP_KEYS = 1 << 62  # at most this many keys per group (tests lower it to search many small groups)
 
 
-def position_finder(
-    kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray, packed: np.ndarray | None = None
-) -> PositionFinder | GroupedFinder | None:
+def position_finder(kid_e: np.ndarray, et: np.ndarray, kid_s: np.ndarray) -> PositionFinder | GroupedFinder | None:
     """The finder for events `kid_e`, `et` in (key, time) order and spine keys `kid_s`: one packed search
     when keys x time span fits in `PACKED_BITS`, else one per group of keys; None when even one key's span
-    does not fit or the groups would be too many (the caller then uses as-of lookups). `packed`: the
-    events' packed values if the sort kept them (`PositionFinder.packed`)."""
+    does not fit or the groups would be too many (the caller then uses as-of lookups)."""
     if kid_e.size == 0 or int(kid_e[-1]) - int(kid_e[0]) >= 1 << PACKED_BITS:  # key offsets must fit too
         return None
     per_group = _keys_per_group(et)
@@ -251,7 +248,7 @@ def position_finder(
         return None
     groups = (int(kid_e[-1]) - int(kid_e[0])) // per_group + 1
     if groups == 1:
-        return PositionFinder.packed(kid_e, et, kid_s, packed)
+        return PositionFinder.packed(kid_e, et, kid_s)
     return GroupedFinder.build(kid_e, et, kid_s) if groups <= MAX_KEY_GROUPS else None
 
 
