@@ -173,10 +173,12 @@ def direct_windows(
     small_by_window: dict[tuple[timedelta, timedelta | None], np.ndarray] = {}
     for (window, hop), lo in zip(windows, los, strict=True):
         small = small_by_window[(window, hop)] = hi - lo <= limit  # at most `limit` pairs a row
-        rows = np.flatnonzero(small)
+        # rows with no event in the window keep the outputs' empty values (n = 0): only the others are enumerated
+        rows = np.flatnonzero(small & (hi > lo))
         if rows.size:
             todo = [a for a, f in zip(aggs, feats, strict=True) if (f.window, f.hop) == (window, hop)]
-            jobs.append((t_s[rows], lo[rows], hi[rows], todo, rows))
+            take: slice | np.ndarray = slice(None) if rows.size == m else rows  # every row: views, no gathers
+            jobs.append((t_s[take], lo[take], hi[take], todo, rows))
     W.compute(jobs, events, inclusive, out, threads=threads)
     # the rows computed apart: not small for some window (a hop window's rounded start may lie after that of
     # a window of shorter reach, so no one window's rows contain the others'); one child serves them all

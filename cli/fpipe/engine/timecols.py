@@ -53,6 +53,8 @@ def to_utc(
         )
     s = frame.get_column(column)
     dtype = s.dtype
+    if dtype == UTC_US:  # already UTC microseconds: the same column under its new name, no conversion pass
+        return frame.with_columns(s.alias(out))
     try:
         if isinstance(dtype, pl.Datetime):
             if dtype.time_zone is None:
