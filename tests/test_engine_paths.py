@@ -288,3 +288,34 @@ def test_numpy_windows_choose_the_path_per_spine_row(monkeypatch: pytest.MonkeyP
         assert apart and set(apart) == {3}
         for i, row in enumerate(spine):
             assert build([row]) == [together[i]], row
+
+
+def test_window_events_of_unkeyed_rows_are_the_plans_covered_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy windows read an integer-keyed group's rows before its key-set test and filter them once by
+    `windows.covered` and the group's other conditions (`direct._unkeyed_window_events`): the rows, their
+    order and every value must be those of the group's plan (null keys and times, keys not on the spine,
+    `where`, skipped null values all dropped) filtered by `covered`. Checked on every build of the oracle
+    properties, in slices of 3 rows (the source read in many parts, on the cover threads)."""
+    import numpy as np
+
+    from fpipe.engine import direct as D
+
+    seen: list[int] = []
+    real = D._unkeyed_window_events
+
+    def checked(group: object, kid_s: np.ndarray, t_s: np.ndarray, reach: object) -> pl.DataFrame | None:
+        got = real(group, kid_s, t_s, reach)  # type: ignore[arg-type]
+        if got is not None:
+            plan = group.plan.lazy() if isinstance(group.plan, pl.DataFrame) else group.plan  # type: ignore[attr-defined]
+            ev = plan.select("_kid", "_et", "_vis", "_v", "_pos").collect()
+            keep = W.covered(ev.get_column("_kid").to_numpy(), D.us(ev.get_column("_et")), kid_s, t_s, D.window_us(reach))  # type: ignore[arg-type]
+            want = ev.filter(pl.Series(keep)) if keep is not None else ev
+            assert got.equals(want), (got, want)
+            seen.append(got.height)
+        return got
+
+    monkeypatch.setattr(D, "_unkeyed_window_events", checked)
+    monkeypatch.setattr(D, "UNKEYED_SLICE", 3)
+    props.test_engine_matches_oracle()
+    props.test_engine_window_arithmetic_matches_oracle()
+    assert seen and max(seen) > 0

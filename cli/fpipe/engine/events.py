@@ -68,6 +68,27 @@ def _by_key_time(spine: pl.DataFrame) -> pl.DataFrame:
     return K.sort_by_key_time(spine, K.T, pos=K.ROW)
 
 
+@dataclass
+class Unkeyed:
+    """An event group's rows before the test that their key is a spine key (one integer key column, which is
+    `_kid`): the rows of `frame` where `keep` holds and `_kid` is a spine key are the group's events, in the
+    same order. `direct.window_events` filters these once by its own test, which only keeps spine keys
+    (`windows.covered`), instead of materialising every event of the group first (M: 8.5M rows, 0.1 s)."""
+
+    frame: pl.DataFrame  # the source's columns as `prepare_events` names them: `_k0` (the key), `_et`, `_vis`, ...
+    keep: pl.Expr  # every condition of the group's filter but the key-set test
+    kid: pl.Expr  # `_kid` (`_k0` as an Int64)
+
+
+@dataclass
+class EventPlan:
+    """The lazy filter that makes an event group's events (`groups.EventGroup.plan`), and the same rows before
+    the key-set test when `_kid` is the key itself."""
+
+    plan: pl.LazyFrame
+    unkeyed: Unkeyed | None
+
+
 def prepare_events(
     source_frame: pl.DataFrame,
     source: SourceSpec,
@@ -78,10 +99,9 @@ def prepare_events(
     *,
     skip_null_values: bool,
     label: bool = False,
-    lazy: bool = False,
-) -> pl.DataFrame | pl.LazyFrame:
-    """Normalised source rows -> the kernel's events: `where` applied, keys mapped to `_kid`. `lazy`: the
-    plan that filters them, not run (`groups.EventGroup.plan`)."""
+) -> EventPlan:
+    """Normalised source rows -> the plan of the kernel's events: `where` applied, keys mapped to `_kid`,
+    not run (`groups.EventGroup.plan`)."""
     src_keys = list(source.keys[entity])
     frame = source_frame
     # `where` as a boolean column of the filter below, not a filtered copy of the source (a lazy plan
@@ -114,14 +134,15 @@ def prepare_events(
     if skip_null_values and column:
         keep.append(pl.col("_v").is_not_null())
     if espine.integer_key:  # `_kid` is the key itself: keep the spine's keys by a hash-set filter, no join
+        kid = pl.col("_k0").cast(pl.Int64).alias("_kid")
+        unkeyed = Unkeyed(ev, pl.all_horizontal(keep), kid)
         keep.append(pl.col("_k0").is_in(espine.ids.get_column("_k0").implode()))
-        plan = ev.lazy().filter(pl.all_horizontal(keep)).select(pl.col("_k0").cast(pl.Int64).alias("_kid"), pl.exclude("_k0", "_w"))
-    else:
-        plan = (
-            ev.lazy().filter(pl.all_horizontal(keep)).join(espine.ids.lazy(), on=kcols, how="inner", maintain_order="left")
-            .drop([*kcols, "_w"], strict=False)
-        )
-    return plan if lazy else plan.collect(engine="in-memory")
+        return EventPlan(ev.lazy().filter(pl.all_horizontal(keep)).select(kid, pl.exclude("_k0", "_w")), unkeyed)
+    plan = (
+        ev.lazy().filter(pl.all_horizontal(keep)).join(espine.ids.lazy(), on=kcols, how="inner", maintain_order="left")
+        .drop([*kcols, "_w"], strict=False)
+    )
+    return EventPlan(plan, None)
 
 
 def _fits_int64(dtype: pl.DataType) -> bool:

@@ -249,8 +249,8 @@ class EntityFeatures:
                where: str | None, skip: bool, label: bool) -> EventGroup:
         key = (source.name, entity, column, where, skip, label, id(source_frame))
         if key not in self.groups:
-            plan = prepare_events(source_frame, source, entity, column, where, self.es, skip_null_values=skip, label=label, lazy=True)
-            self.groups[key] = EventGroup(plan)
+            made = prepare_events(source_frame, source, entity, column, where, self.es, skip_null_values=skip, label=label)
+            self.groups[key] = EventGroup(made.plan, unkeyed=made.unkeyed)
         return self.groups[key]
 
     def _feature_group(self, feature: FeatureSpec, source_frame: pl.DataFrame) -> EventGroup:

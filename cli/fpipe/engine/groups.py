@@ -22,6 +22,7 @@ import polars as pl
 from fpipe.engine import kernels as K
 
 if TYPE_CHECKING:
+    from fpipe.engine.events import Unkeyed
     from fpipe.engine.features import EntityFeatures
 
 
@@ -65,6 +66,7 @@ class EventGroup:
     distinct: dict[str, tuple[EventGroup, EventGroup]] = field(default_factory=dict)  # count_distinct (`distinct_items`)
     value_ranks: tuple[EventGroup, pl.Series] | None = None  # `_v` as ranks, and the values (`ranked_values`)
     _height: int | None = None  # the plan's row count, while it is a plan
+    unkeyed: Unkeyed | None = None  # the plan's rows before its key-set test (`events.Unkeyed`)
 
     @property
     def events(self) -> pl.DataFrame:

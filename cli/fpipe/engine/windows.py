@@ -102,78 +102,105 @@ def covered(
 ) -> np.ndarray | None:
     """Which events (key `kid_e`, event time `et_e`, any order) some spine row (`kid_s`, `t_s`) may hold in a
     window reaching `reach` microseconds back: a superset of the events with t - reach <= et <= t for a spine
-    row of their key. None when the keys span too many values to tabulate (then every event is kept).
+    row of their key, and never an event of a key no spine row has. None when the keys span too many values
+    to tabulate (then every event is kept). `CoverTable.build`, then `CoverTable.keeps`."""
+    table = CoverTable.build(kid_s, t_s, reach)
+    if table is None:
+        return None
+    return table.keeps(kid_e, et_e, threads)
 
-    Time is cut into buckets of a power of two microseconds; a spine row marks the buckets of its key that
+
+@dataclass
+class CoverTable:
+    """Time is cut into buckets of a power of two microseconds; a spine row marks the buckets of its key that
     [t - reach, t] touches, and an event is kept when its (key, bucket) cell is marked: O(events + spine rows
     + cells) for spine rows in (key, time) order, as the engine's are (else a sort of the spine rows first);
     the events are not sorted. Only events no window holds are dropped, so every window's events, and their
-    order, are unchanged."""
-    if kid_s.size == 0 or kid_e.size == 0:
-        return np.zeros(kid_e.size, dtype=bool)
-    k0, k1 = int(kid_s.min()), int(kid_s.max())
-    keys = k1 - k0 + 1
-    buckets = min(COVER_CELLS // keys - 2, COVER_BUCKETS)
-    if buckets < 1:
-        return None
-    t0, t1 = int(t_s.min()) - reach, int(t_s.max())
-    shift = 0
-    while ((t1 - t0) >> shift) + 1 > buckets:
-        shift += 1
-    width = ((t1 - t0) >> shift) + 1
-    stride = width + 2  # per key: a cell before t0, the buckets, a cell after t1 (neither is ever marked)
-    row = (kid_s - k0) * stride + 1
-    first = row + ((t_s - reach - t0) >> shift)
-    after = row + ((t_s - t0) >> shift) + 1  # at most row + width: inside the key's cells
-    if (first[1:] < first[:-1]).any():  # rows not in (key, time) order
-        order = np.argsort(first, kind="stable")
-        first, after = first[order], after[order]
-    # the rows' cell ranges [first, after), merged where they overlap or touch (first in order, so a range
-    # starts a new one when it begins after every earlier range ends), marked by their two ends and one
-    # running sum: O(spine rows + cells) (M, 6.4M cells: 0.045 s in a fresh process, against 0.09-0.23 s
-    # for two bincounts over every cell, and 0.07-0.16 s marking each row's cells by index)
-    ends_so_far = np.maximum.accumulate(after)
-    opens = np.r_[True, first[1:] > ends_so_far[:-1]]
-    starts = np.flatnonzero(opens)
-    marks = np.zeros(keys * stride, dtype=np.int8)
-    marks[first[starts]] = 1
-    marks[ends_so_far[np.r_[starts[1:] - 1, first.size - 1]]] = -1  # every end < the next start: all distinct
-    # one bit a cell (M: 0.8 MB, which the caches hold; the events' keys come in any order, so their
-    # lookups are random: 0.09 s against 0.13-0.15 s for a byte a cell, one thread)
-    table = np.packbits(np.cumsum(marks, dtype=np.int8).view(bool), bitorder="little")
-    del marks
-    keep = np.empty(kid_e.size, dtype=bool)
-    outside = int(kid_e.min()) < k0 or int(kid_e.max()) > k1  # events of keys no spine row has
+    order, are unchanged. Built once, it reads events in any number of parts (`keeps`)."""
 
-    def part(a: int, b: int) -> None:
-        for c in range(a, b, COVER_BLOCK):  # blocks whose temporaries stay in cache, updated in place
-            d = min(c + COVER_BLOCK, b)
-            k = kid_e[c:d]
-            cell = np.clip(k, k0, k1) if outside else k.copy()
-            cell -= k0
-            cell *= stride
-            bucket = et_e[c:d] - t0
-            bucket >>= shift
-            np.clip(bucket, -1, width, out=bucket)
-            cell += bucket
-            cell += 1
-            bits = np.take(table, cell >> 3)
-            bits >>= (cell & 7).astype(np.uint8)
-            np.bitwise_and(bits, 1, out=bits)
-            keep[c:d] = bits.view(bool)
-            if outside:
-                keep[c:d] &= (k >= k0) & (k <= k1)
+    bits: np.ndarray  # one bit a cell, `stride` cells per key from k0
+    k0: int
+    k1: int
+    t0: int
+    shift: int
+    width: int
+    stride: int
 
-    cuts = np.linspace(0, kid_e.size, max(1, threads) + 1).astype(np.int64)
-    if threads > 1 and kid_e.size >= COVER_THREADED:
-        from concurrent.futures import ThreadPoolExecutor
+    @classmethod
+    def build(cls, kid_s: np.ndarray, t_s: np.ndarray, reach: int) -> CoverTable | None:
+        """The table of spine rows (`kid_s`, `t_s`) and `reach`; None when the keys span too many values."""
+        if kid_s.size == 0:
+            return cls(np.zeros(1, dtype=np.uint8), 1, 0, 0, 0, 0, 0)  # keys 1..0: no key, every event dropped
+        k0, k1 = int(kid_s.min()), int(kid_s.max())
+        keys = k1 - k0 + 1
+        buckets = min(COVER_CELLS // keys - 2, COVER_BUCKETS)
+        if buckets < 1:
+            return None
+        t0, t1 = int(t_s.min()) - reach, int(t_s.max())
+        shift = 0
+        while ((t1 - t0) >> shift) + 1 > buckets:
+            shift += 1
+        width = ((t1 - t0) >> shift) + 1
+        stride = width + 2  # per key: a cell before t0, the buckets, a cell after t1 (neither is ever marked)
+        row = (kid_s - k0) * stride + 1
+        first = row + ((t_s - reach - t0) >> shift)
+        after = row + ((t_s - t0) >> shift) + 1  # at most row + width: inside the key's cells
+        if (first[1:] < first[:-1]).any():  # rows not in (key, time) order
+            order = np.argsort(first, kind="stable")
+            first, after = first[order], after[order]
+        # the rows' cell ranges [first, after), merged where they overlap or touch (first in order, so a range
+        # starts a new one when it begins after every earlier range ends), marked by their two ends and one
+        # running sum: O(spine rows + cells) (M, 6.4M cells: 0.045 s in a fresh process, against 0.09-0.23 s
+        # for two bincounts over every cell, and 0.07-0.16 s marking each row's cells by index)
+        ends_so_far = np.maximum.accumulate(after)
+        opens = np.r_[True, first[1:] > ends_so_far[:-1]]
+        starts = np.flatnonzero(opens)
+        marks = np.zeros(keys * stride, dtype=np.int8)
+        marks[first[starts]] = 1
+        marks[ends_so_far[np.r_[starts[1:] - 1, first.size - 1]]] = -1  # every end < the next start: all distinct
+        # one bit a cell (M: 0.8 MB, which the caches hold; the events' keys come in any order, so their
+        # lookups are random: 0.09 s against 0.13-0.15 s for a byte a cell, one thread)
+        bits = np.packbits(np.cumsum(marks, dtype=np.int8).view(bool), bitorder="little")
+        return cls(bits, k0, k1, t0, shift, width, stride)
 
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-cover") as pool:
-            for done in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
-                done.result()
-    else:
-        part(0, kid_e.size)
-    return keep
+    def keeps(self, kid_e: np.ndarray, et_e: np.ndarray, threads: int = 1) -> np.ndarray:
+        """Per event (key `kid_e`, event time `et_e`, int64), whether its cell is marked."""
+        keep = np.empty(kid_e.size, dtype=bool)
+        if kid_e.size == 0 or self.k1 < self.k0:
+            keep[:] = False
+            return keep
+        k0, k1, stride, shift, width = self.k0, self.k1, self.stride, self.shift, self.width
+        outside = int(kid_e.min()) < k0 or int(kid_e.max()) > k1  # events of keys no spine row has
+
+        def part(a: int, b: int) -> None:
+            for c in range(a, b, COVER_BLOCK):  # blocks whose temporaries stay in cache, updated in place
+                d = min(c + COVER_BLOCK, b)
+                k = kid_e[c:d]
+                cell = np.clip(k, k0, k1) if outside else k.copy()
+                cell -= k0
+                cell *= stride
+                bucket = et_e[c:d] - self.t0
+                bucket >>= shift
+                np.clip(bucket, -1, width, out=bucket)
+                cell += bucket
+                cell += 1
+                bits = np.take(self.bits, cell >> 3)
+                bits >>= (cell & 7).astype(np.uint8)
+                np.bitwise_and(bits, 1, out=bits)
+                keep[c:d] = bits.view(bool)
+                if outside:
+                    keep[c:d] &= (k >= k0) & (k <= k1)
+
+        cuts = np.linspace(0, kid_e.size, max(1, threads) + 1).astype(np.int64)
+        if threads > 1 and kid_e.size >= COVER_THREADED:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-cover") as pool:
+                for done in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
+                    done.result()
+        else:
+            part(0, kid_e.size)
+        return keep
 
 
 PACKED_BITS = 62  # (key, time) packed into one int64 when keys x time span < 2**PACKED_BITS
