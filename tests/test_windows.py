@@ -309,3 +309,13 @@ def test_covered_gives_up_on_keys_too_many_to_tabulate() -> None:
     kid = np.array([0, W.COVER_CELLS])
     assert W.covered(kid, np.array([0, 5]), kid, np.array([1, 6]), 3) is None
     assert W.covered(np.array([1, 2]), np.array([0, 5]), np.array([], dtype=np.int64), np.array([], dtype=np.int64), 3).tolist() == [False, False]
+
+
+def test_cover_table_declines_times_beyond_int64() -> None:
+    """A spine time within `reach` of the earliest int64 microsecond (year -290,308): no table, every event
+    kept (the offsets from t - reach would not fit in int64; building them raised OverflowError)."""
+    lo = int(np.iinfo(np.int64).min)
+    kid_s, t_s = np.array([1, 2]), np.array([lo + 5, 0])
+    assert W.CoverTable.build(kid_s, t_s, 100) is None
+    assert W.covered(np.array([1]), np.array([0]), kid_s, t_s, 100) is None
+    assert W.CoverTable.build(kid_s, np.array([lo + 200, 0]), 100) is not None

@@ -90,6 +90,7 @@ def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
     return ~np.isin(spine_kid, big)
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 COVER_CELLS = 1 << 23  # at most this many (key, time bucket) cells in `covered`'s table (1 MB of bits)
 COVER_BLOCK = 1 << 16  # events per block of `covered`'s lookups
 COVER_THREADED = 1 << 20  # `covered` splits the events among its threads from this many on
@@ -103,7 +104,8 @@ def covered(
     """Which events (key `kid_e`, event time `et_e`, any order) some spine row (`kid_s`, `t_s`) may hold in a
     window reaching `reach` microseconds back: a superset of the events with t - reach <= et <= t for a spine
     row of their key, and never an event of a key no spine row has. None when the keys span too many values
-    to tabulate (then every event is kept). `CoverTable.build`, then `CoverTable.keeps`."""
+    to tabulate, or the spine's times less the reach do not fit in int64 (then every event is kept).
+    `CoverTable.build`, then `CoverTable.keeps`."""
     table = CoverTable.build(kid_s, t_s, reach)
     if table is None:
         return None
@@ -128,7 +130,8 @@ class CoverTable:
 
     @classmethod
     def build(cls, kid_s: np.ndarray, t_s: np.ndarray, reach: int) -> CoverTable | None:
-        """The table of spine rows (`kid_s`, `t_s`) and `reach`; None when the keys span too many values."""
+        """The table of spine rows (`kid_s`, `t_s`) and `reach`; None when the keys span too many values or
+        the times do not fit (a spine time within `reach` of the earliest int64 microsecond)."""
         if kid_s.size == 0:
             return cls(np.zeros(1, dtype=np.uint8), 1, 0, 0, 0, 0, 0)  # keys 1..0: no key, every event dropped
         k0, k1 = int(kid_s.min()), int(kid_s.max())
@@ -137,6 +140,8 @@ class CoverTable:
         if buckets < 1:
             return None
         t0, t1 = int(t_s.min()) - reach, int(t_s.max())
+        if t0 < INT64_MIN or t1 - t0 > INT64_MAX:  # the rows' offsets from t0 would not fit in int64
+            return None
         shift = 0
         while ((t1 - t0) >> shift) + 1 > buckets:
             shift += 1
