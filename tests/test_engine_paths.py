@@ -315,7 +315,8 @@ def test_window_events_of_unkeyed_rows_are_the_plans_covered_rows(monkeypatch: p
         return got
 
     monkeypatch.setattr(D, "_unkeyed_window_events", checked)
-    monkeypatch.setattr(D, "UNKEYED_SLICE", 3)
+    monkeypatch.setattr(W, "COVER_SLICE", 3)
+    monkeypatch.setattr(W, "COVER_THREADED", 1)
     props.test_engine_matches_oracle()
     props.test_engine_window_arithmetic_matches_oracle()
     assert seen and max(seen) > 0

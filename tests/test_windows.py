@@ -233,7 +233,7 @@ def test_packed_sort_orders_and_positions_as_the_full_sort(seed: int, n: int, ke
         "_kid": kid, "_et": pl.Series(et * 1_000_000 + 10**15).cast(pl.Datetime("us", "UTC")),
         "_vis": rng.integers(0, 10**9, n), "_v": rng.normal(size=n), "_pos": np.arange(n, dtype=np.uint32),
     })
-    saved = K.PACKED_SORT_MIN_ROWS
+    saved = K.PACKED_SORT_MIN_ROWS  # not monkeypatch: Hypothesis runs many examples in one fixture scope
     K.PACKED_SORT_MIN_ROWS = 0
     try:
         got = K.sort_packed(frame, "_et", ["_vis", "_v"])
@@ -251,10 +251,11 @@ def test_packed_sort_orders_and_positions_as_the_full_sort(seed: int, n: int, ke
     kid_s = rng.integers(0, keys + 10, 50)
     t = rng.integers(-2, span + 2, 50) * 1_000_000 + 10**15
     finder = W.PositionFinder.from_packed(packed, got.k0, got.k1, got.t0, got.span, kid_s)
-    reference = W.position_finder(kid_e, et_e, kid_s)
-    assert reference is not None
-    for inclusive in (False, True):
-        assert np.array_equal(finder.find(t, inclusive), reference.find(t, inclusive))
+    for inclusive in (False, True):  # brute force: the events before (key, t) (at or before when inclusive)
+        before = (kid_e[None, :] < kid_s[:, None]) | (
+            (kid_e[None, :] == kid_s[:, None]) & ((et_e[None, :] <= t[:, None]) if inclusive else (et_e[None, :] < t[:, None]))
+        )
+        assert np.array_equal(finder.find(t, inclusive), before.sum(axis=1))
 
 
 def test_packed_sort_declines_what_it_cannot_pack() -> None:
@@ -289,12 +290,13 @@ def test_covered_keeps_every_event_a_window_holds_and_drops_far_ones(
     if seed % 2:  # in (key, time) order, as the engine's spine is; else in any order
         order = np.lexsort((t, kid_s))
         kid_s, t = kid_s[order], t[order]
-    saved = W.COVER_BLOCK, W.COVER_THREADED
-    W.COVER_BLOCK, W.COVER_THREADED = 7, 1  # several blocks per thread; threads > 1 split even a few events
+    saved = W.COVER_BLOCK, W.COVER_THREADED, W.COVER_SLICE
+    # several blocks per slice, several slices; threads > 1 read even a few events on the threads
+    W.COVER_BLOCK, W.COVER_THREADED, W.COVER_SLICE = 7, 1, 23
     try:
         keep = W.covered(kid_e, et, kid_s, t, reach, threads)
     finally:
-        W.COVER_BLOCK, W.COVER_THREADED = saved
+        W.COVER_BLOCK, W.COVER_THREADED, W.COVER_SLICE = saved
     assert keep is not None and keep.shape == (n,)
     for i in range(n):
         same = kid_s == kid_e[i]

@@ -45,8 +45,8 @@ class EventGroup:
     """The events of one group (`prepare_events`) and the tables and results cached on them.
 
     `plan` is the events, or the lazy filter that makes them: a group read only by the numpy windows
-    (`direct.window_events`, which runs the plan for the five columns it needs) never keeps all its columns.
-    `events` runs the plan once, on first use."""
+    (`direct.window_events`, which filters `unkeyed` or runs the plan for the five columns it needs) never
+    keeps all its columns. `events` runs the plan once, on first use, and lets `unkeyed` go."""
 
     plan: pl.DataFrame | pl.LazyFrame
     prefix: dict[tuple[str, timedelta | None, bool], pl.DataFrame] = field(default_factory=dict)
@@ -73,6 +73,7 @@ class EventGroup:
         """The events: the plan, run once (its inputs are then let go)."""
         if isinstance(self.plan, pl.LazyFrame):
             self.plan = self.plan.collect(engine="in-memory")
+            self.unkeyed = None  # the events are at hand: `direct.window_events` filters them instead
         return self.plan
 
     @property

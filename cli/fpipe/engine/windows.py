@@ -22,7 +22,7 @@ The aggregations of one window share one enumeration, and spine rows are process
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +93,8 @@ def small_rows(spine_kid: np.ndarray, big: np.ndarray) -> np.ndarray:
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 COVER_CELLS = 1 << 23  # at most this many (key, time bucket) cells in `covered`'s table (1 MB of bits)
 COVER_BLOCK = 1 << 16  # events per block of `covered`'s lookups
-COVER_THREADED = 1 << 20  # `covered` splits the events among its threads from this many on
+COVER_THREADED = 1 << 20  # `covered` reads the events on its threads from this many on
+COVER_SLICE = 1 << 19  # events read at a time (`CoverTable.keeps_read`): one thread's part
 COVER_BUCKETS = 64  # at most this many time buckets per key: finer ones keep few events fewer (M: 52% of events
 # kept with 63 buckets of 6.4 days, 56% with 32 of 12.7 days)
 
@@ -170,41 +171,52 @@ class CoverTable:
 
     def keeps(self, kid_e: np.ndarray, et_e: np.ndarray, threads: int = 1) -> np.ndarray:
         """Per event (key `kid_e`, event time `et_e`, int64), whether its cell is marked."""
-        keep = np.empty(kid_e.size, dtype=bool)
-        if kid_e.size == 0 or self.k1 < self.k0:
-            keep[:] = False
+        return self.keeps_read(kid_e.size, lambda a, b: (kid_e[a:b], et_e[a:b]), threads)
+
+    def keeps_read(self, n: int, read: Callable[[int, int], tuple[np.ndarray, np.ndarray]], threads: int = 1) -> np.ndarray:
+        """`keeps` of n events that `read(a, b)` gives, events a..b at a time (keys and event times, int64):
+        slices of `COVER_SLICE` events, on `threads` threads from `COVER_THREADED` events on (numpy releases
+        the GIL). A reader may take each slice from where its source holds it, without copying whole columns."""
+        keep = np.zeros(n, dtype=bool)
+        if n == 0 or self.k1 < self.k0:
             return keep
-        k0, k1, stride, shift, width = self.k0, self.k1, self.stride, self.shift, self.width
-        outside = int(kid_e.min()) < k0 or int(kid_e.max()) > k1  # events of keys no spine row has
 
-        def part(a: int, b: int) -> None:
-            for c in range(a, b, COVER_BLOCK):  # blocks whose temporaries stay in cache, updated in place
-                d = min(c + COVER_BLOCK, b)
-                k = kid_e[c:d]
-                cell = np.clip(k, k0, k1) if outside else k.copy()
-                cell -= k0
-                cell *= stride
-                bucket = et_e[c:d] - self.t0
-                bucket >>= shift
-                np.clip(bucket, -1, width, out=bucket)
-                cell += bucket
-                cell += 1
-                bits = np.take(self.bits, cell >> 3)
-                bits >>= (cell & 7).astype(np.uint8)
-                np.bitwise_and(bits, 1, out=bits)
-                keep[c:d] = bits.view(bool)
-                if outside:
-                    keep[c:d] &= (k >= k0) & (k <= k1)
+        def part(a: int) -> None:
+            k, e = read(a, min(a + COVER_SLICE, n))
+            keep[a : a + k.size] = self._probe(k, e)
 
-        cuts = np.linspace(0, kid_e.size, max(1, threads) + 1).astype(np.int64)
-        if threads > 1 and kid_e.size >= COVER_THREADED:
+        slices = range(0, n, COVER_SLICE)
+        if threads > 1 and n >= COVER_THREADED and len(slices) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpipe-cover") as pool:
-                for done in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
-                    done.result()
+                list(pool.map(part, slices))
         else:
-            part(0, kid_e.size)
+            for a in slices:
+                part(a)
+        return keep
+
+    def _probe(self, kid_e: np.ndarray, et_e: np.ndarray) -> np.ndarray:
+        k0, k1, stride, shift, width = self.k0, self.k1, self.stride, self.shift, self.width
+        keep = np.empty(kid_e.size, dtype=bool)
+        outside = kid_e.size > 0 and (int(kid_e.min()) < k0 or int(kid_e.max()) > k1)  # keys no spine row has
+        for c in range(0, kid_e.size, COVER_BLOCK):  # blocks whose temporaries stay in cache, updated in place
+            d = min(c + COVER_BLOCK, kid_e.size)
+            k = kid_e[c:d]
+            cell = np.clip(k, k0, k1) if outside else k.copy()
+            cell -= k0
+            cell *= stride
+            bucket = et_e[c:d] - self.t0
+            bucket >>= shift
+            np.clip(bucket, -1, width, out=bucket)
+            cell += bucket
+            cell += 1
+            bits = np.take(self.bits, cell >> 3)
+            bits >>= (cell & 7).astype(np.uint8)
+            np.bitwise_and(bits, 1, out=bits)
+            keep[c:d] = bits.view(bool)
+            if outside:
+                keep[c:d] &= (k >= k0) & (k <= k1)
         return keep
 
 
